@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages crashmail needs to build, test and package, when missing.
+# Runs `apt-get update` once, and only when something is missing. Needs root (or sudo).
+#   packaging/install-deps.sh          build + test dependencies
+set -euo pipefail
+
+packages=(
+  # build
+  g++ cmake ninja-build pkg-config
+  libcurl4-openssl-dev libcli11-dev libfmt-dev catch2 nlohmann-json3-dev libssl-dev
+  # tests: real peers on 127.0.0.1
+  supervisor python3-aiosmtpd prometheus-alertmanager openssl ca-certificates
+  # man page
+  groff-base man-db scdoc
+)
+
+missing=()
+for package in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$package")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "==> all ${#packages[@]} Debian packages present"
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null; then
+    sudo="sudo"
+  else
+    echo "install-deps: need root to install: ${missing[*]}" >&2
+    exit 77
+  fi
+fi
+
+echo "==> installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "==> installed ${#missing[@]} package(s)"

@@ -1,0 +1,56 @@
+#pragma once
+// An alert: what happened to which process, where and when, with its rendered text. Every
+// channel (mail, webhooks) is built from this one value.
+
+#include "event/event.hpp"
+#include "event/process_state.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace crashmail {
+
+struct Alert {
+    // Stable, unique identity: the Message-ID's left part and the webhooks' idempotency key.
+    std::string id;
+    std::string event_name; // "PROCESS_STATE_EXITED"
+    std::string state;      // "EXITED"
+    std::string process;
+    std::string group;
+    std::string from_state;
+    std::optional<std::int64_t> pid;
+    std::optional<bool> expected;
+    std::uint64_t serial = 0; // supervisord's event serial
+    std::string host;         // this machine's fully qualified name
+    std::chrono::system_clock::time_point time;
+    std::string subject; // one line, no CR/LF
+    std::string body;    // lines separated by '\n'
+};
+
+// What an alert needs besides the event.
+struct AlertContext {
+    std::string host;   // fully qualified host name
+    std::string prefix; // -o: "PREFIX: " is put before the subject when not empty
+};
+
+// "crashy" for a process alone in its group of the same name, "grp:worker_01" otherwise.
+std::string display_name(std::string_view group, std::string_view process);
+
+// Returns a new unique alert id made of the time, the event serial and 64 random bits, e.g.
+// "20261125T220310.123.42.9f3c2a1b7d4e5f60": only characters valid in a Message-ID.
+std::string new_alert_id(std::chrono::system_clock::time_point now, std::uint64_t serial);
+
+// Builds the alert for a process state change, with superlance's wording:
+//   subject "[PREFIX: ]NAME crashed at <asctime, local time>"
+//   body    "Process P in group G exited unexpectedly (pid N) from state S" + host and time.
+// Pure: the id and the time are given.
+Alert make_alert(const EventHeader& header, const ProcessStateChange& change,
+                 const AlertContext& context, std::chrono::system_clock::time_point now,
+                 std::string id);
+
+// The Message-ID of an alert's mails: "<id@host>".
+std::string message_id(const Alert& alert);
+
+} // namespace crashmail

@@ -1,0 +1,70 @@
+#pragma once
+// The event loop: READY, read an event, decide, answer OK, hand any alert to the sink.
+
+#include "alert/alert.hpp"
+#include "delivery/dispatcher.hpp"
+#include "protocol/reader.hpp"
+#include "protocol/writer.hpp"
+#include "selection/program_pattern.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <optional>
+#include <string>
+#include <unordered_set>
+
+namespace crashmail {
+
+struct ListenerSettings {
+    Selection selection;
+    // crashmail's own process (SUPERVISOR_PROCESS_NAME / SUPERVISOR_GROUP_NAME): its events
+    // are ignored.
+    std::string self_process;
+    std::string self_group;
+    AlertContext context;
+    std::function<std::chrono::system_clock::time_point()> now = std::chrono::system_clock::now;
+    std::function<std::string(std::chrono::system_clock::time_point, std::uint64_t)> new_id =
+        new_alert_id;
+};
+
+// Returns the state change if `event` should raise an alert under `settings`: a
+// PROCESS_STATE_EXITED with expected:0 of a selected process other than crashmail itself.
+// Returns std::nullopt for everything else (other event types, expected exits, unselected
+// processes, payloads that do not parse).
+std::optional<ProcessStateChange> alert_worthy(const Event& event,
+                                               const ListenerSettings& settings);
+
+class Listener {
+public:
+    Listener(protocol::Reader& reader, protocol::Writer& writer, ListenerSettings settings,
+             AlertSink& sink)
+        : m_reader(reader), m_writer(writer), m_settings(std::move(settings)), m_sink(sink) {}
+
+    // Serves events until the input ends. Every event read is answered "RESULT 2\nOK" before
+    // its alert is handed to the sink. Returns EX_OK at end of input, EX_PROTOCOL when the
+    // input cannot be parsed (the stream is out of step; supervisord restarts the listener),
+    // EX_IOERR when the channel to supervisord is gone. Never throws.
+    int run();
+
+    std::uint64_t events_seen() const { return m_events; }
+    std::uint64_t alerts_raised() const { return m_alerts; }
+
+private:
+    // True the first time `serial` is seen; remembers the last k_remembered serials.
+    bool first_sight(std::uint64_t serial);
+
+    static constexpr std::size_t k_remembered = 4096;
+
+    protocol::Reader& m_reader;
+    protocol::Writer& m_writer;
+    ListenerSettings m_settings;
+    AlertSink& m_sink;
+    std::unordered_set<std::uint64_t> m_seen;
+    std::deque<std::uint64_t> m_seen_order;
+    std::uint64_t m_events = 0;
+    std::uint64_t m_alerts = 0;
+};
+
+} // namespace crashmail

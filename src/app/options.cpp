@@ -1,0 +1,220 @@
+#include "app/options.hpp"
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <sysexits.h>
+
+namespace crashmail {
+namespace {
+
+constexpr const char* k_description =
+    "crashmail: a supervisord event listener that reports crashed processes by mail\n"
+    "and webhooks. Run it from an [eventlistener:x] section with\n"
+    "events=PROCESS_STATE_EXITED,PROCESS_STATE_FATAL.\n";
+
+constexpr const char* k_footer =
+    "Secrets come from the environment or files, never from options:\n"
+    "  CRASHMAIL_SMTP_PASSWORD or --smtp-password-file for SMTP AUTH,\n"
+    "  ${VAR} in --webhook-header values, --webhook-secret-file for HMAC.\n"
+    "Exit status: 0 done, 64 usage error, 69/75 --test failed (permanent/temporary),\n"
+    "76 protocol error, 78 configuration error. See crashmail(1).";
+
+// Trims spaces and tabs from both ends.
+std::string trim(std::string_view text) {
+    auto first = text.find_first_not_of(" \t");
+    if (first == std::string_view::npos) {
+        return {};
+    }
+    auto last = text.find_last_not_of(" \t");
+    return std::string(text.substr(first, last - first + 1));
+}
+
+constexpr std::size_t k_help_width = 80;
+constexpr std::size_t k_help_column = 30;
+
+// CLI11's formatter, with descriptions wrapped to 80 columns and without the validator
+// clutter (":{auto,required}", ":INT in [1 - 3600]") after the value names.
+class HelpFormatter final : public CLI::Formatter {
+public:
+    HelpFormatter() { column_width(k_help_column); }
+
+    std::string make_option_opts(const CLI::Option* option) const override {
+        if (option->get_expected_max() == 0) {
+            return {};
+        }
+        std::string type = option->get_type_name();
+        return " " + type.substr(0, type.find(':'));
+    }
+
+    std::string make_option_desc(const CLI::Option* option) const override {
+        return wrap(option->get_description(), k_help_width - k_help_column);
+    }
+
+private:
+    static std::string wrap(const std::string& text, std::size_t width) {
+        std::string out;
+        std::size_t line = 0;
+        std::size_t start = 0;
+        while (start < text.size()) {
+            std::size_t end = text.find(' ', start);
+            if (end == std::string::npos) {
+                end = text.size();
+            }
+            std::size_t word = end - start;
+            if (line > 0 && line + 1 + word > width) {
+                out += '\n';
+                line = 0;
+            } else if (line > 0) {
+                out += ' ';
+                ++line;
+            }
+            out.append(text, start, word);
+            line += word;
+            start = end + 1;
+        }
+        return out;
+    }
+};
+
+} // namespace
+
+std::expected<Options, OptionsExit> parse_options(int argc, const char* const* argv) {
+    Options options;
+    bool show_version = false;
+    std::vector<std::string> raw_emails;
+
+    CLI::App app(k_description, "crashmail");
+    app.footer(k_footer);
+    app.formatter(std::make_shared<HelpFormatter>());
+    app.option_defaults()->always_capture_default(false);
+
+    const char* selection = "Which processes (superlance compatible)";
+    app.add_option("-p,--program", options.programs,
+                   "Watch PROCESS (any group), GROUP:PROCESS or GROUP:*; shell globs allowed; "
+                   "repeatable")
+        ->type_name("NAME")
+        ->allow_extra_args(false)
+        ->group(selection);
+    app.add_flag("-a,--any", options.any, "Watch every process (overrides -p)")->group(selection);
+
+    const char* mail = "Mail";
+    app.add_option("-m,--email", raw_emails,
+                   "Mail alerts to ADDR; repeatable, comma-separated lists allowed")
+        ->type_name("ADDR")
+        ->delimiter(',')
+        ->allow_extra_args(false)
+        ->group(mail);
+    app.add_option("-o,--optionalheader", options.optional_header,
+                   "Prefix the subject with \"PREFIX: \"")
+        ->type_name("PREFIX")
+        ->group(mail);
+    app.add_option("-s,--sendmail_program,--sendmail-program", options.sendmail_program,
+                   "Command that reads a message on stdin and sends it (run by /bin/sh; "
+                   "default: /usr/sbin/sendmail -t -i)")
+        ->type_name("CMD")
+        ->group(mail);
+    app.add_option("--from", options.from, "Sender address (default: crashmail@<host FQDN>)")
+        ->type_name("ADDR")
+        ->group(mail);
+
+    const char* smtp = "SMTP (instead of the sendmail command)";
+    app.add_option("--smtp", options.smtp_url,
+                   "Send mail with SMTP: smtp://host[:port] (STARTTLS when offered) or "
+                   "smtps://host[:port] (TLS)")
+        ->type_name("URL")
+        ->group(smtp);
+    app.add_option("--smtp-user", options.smtp_user,
+                   "Authenticate as USER (requires TLS); password from CRASHMAIL_SMTP_PASSWORD "
+                   "or --smtp-password-file")
+        ->type_name("USER")
+        ->group(smtp);
+    app.add_option("--smtp-password-file", options.smtp_password_file,
+                   "Read the SMTP password from the first line of FILE")
+        ->type_name("FILE")
+        ->group(smtp);
+    app.add_option("--starttls", options.starttls,
+                   "auto: use STARTTLS when offered; required: refuse to send without TLS "
+                   "(default: auto, required with --smtp-user)")
+        ->type_name("auto|required")
+        ->check(CLI::IsMember({"auto", "required"}))
+        ->group(smtp);
+
+    const char* webhooks = "Webhooks";
+    app.add_option("--webhook", options.webhooks, "POST the alert as JSON to URL; repeatable")
+        ->type_name("URL")
+        ->allow_extra_args(false)
+        ->group(webhooks);
+    app.add_option("--slack", options.slack,
+                   "Post to a Slack (or Mattermost, Rocket.Chat) incoming webhook; repeatable")
+        ->type_name("URL")
+        ->allow_extra_args(false)
+        ->group(webhooks);
+    app.add_option("--discord", options.discord, "Post to a Discord webhook; repeatable")
+        ->type_name("URL")
+        ->allow_extra_args(false)
+        ->group(webhooks);
+    app.add_option("--alertmanager", options.alertmanager,
+                   "Post to Prometheus Alertmanager at URL (http://host:9093); repeatable")
+        ->type_name("URL")
+        ->allow_extra_args(false)
+        ->group(webhooks);
+    app.add_option("--webhook-header", options.webhook_headers,
+                   "Add 'Name: value' to --webhook and --alertmanager requests; ${VAR} in the "
+                   "value is read from the environment; repeatable")
+        ->type_name("HEADER")
+        ->allow_extra_args(false)
+        ->group(webhooks);
+    app.add_option("--webhook-secret-file", options.webhook_secret_file,
+                   "Sign --webhook bodies with HMAC-SHA256 using the key in FILE "
+                   "(header X-Crashmail-Signature: sha256=HEX)")
+        ->type_name("FILE")
+        ->group(webhooks);
+
+    const char* network = "Network";
+    app.add_option("--cacert", options.cacert,
+                   "Trust the CA certificates in FILE (PEM) for SMTP and HTTPS; "
+                   "certificates are always verified")
+        ->type_name("FILE")
+        ->group(network);
+    int timeout_seconds = static_cast<int>(options.timeout.count());
+    app.add_option("--timeout", timeout_seconds,
+                   "Give up on one SMTP or HTTP delivery after SECONDS (default: 30)")
+        ->type_name("SECONDS")
+        ->check(CLI::Range(1, 3600))
+        ->group(network);
+
+    const char* other = "Other";
+    app.add_flag("--test", options.test,
+                 "Send one test alert through every channel now, print one line per channel, "
+                 "exit 0 if all succeeded")
+        ->group(other);
+    app.add_flag("--version", show_version, "Print the version and exit")->group(other);
+    app.set_help_flag("-h,--help", "Print this help and exit")->group(other);
+    // superlance took a positional URL argument and ignored it; so do we.
+    // superlance's getopt gave each option exactly one value, so "-m ADDR URL" leaves URL
+    // positional: allow_extra_args(false) above keeps that.
+    app.add_option("ignored", options.ignored_arguments)->group("");
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp&) {
+        return std::unexpected(OptionsExit{EX_OK, app.help(), {}});
+    } catch (const CLI::ParseError& error) {
+        return std::unexpected(
+            OptionsExit{EX_USAGE, {}, std::string(error.what()) + " (try 'crashmail --help')"});
+    }
+    if (show_version) {
+        return std::unexpected(OptionsExit{EX_OK, {}, {}, true});
+    }
+    options.timeout = std::chrono::seconds(timeout_seconds);
+    options.sendmail_given = app.count("--sendmail_program") > 0;
+    for (const std::string& email : raw_emails) {
+        std::string address = trim(email);
+        if (!address.empty()) {
+            options.emails.push_back(std::move(address));
+        }
+    }
+    return options;
+}
+
+} // namespace crashmail

@@ -1,0 +1,63 @@
+#pragma once
+// The command line (and, later, --config file), parsed into plain values. Parsing does
+// nothing else: no files are read and no environment is consulted here.
+
+#include <chrono>
+#include <expected>
+#include <string>
+#include <vector>
+
+namespace crashmail {
+
+inline constexpr const char* k_default_sendmail = "/usr/sbin/sendmail -t -i";
+
+struct Options {
+    // Selection (superlance: -p, -a).
+    std::vector<std::string> programs;
+    bool any = false;
+
+    // Mail (superlance: -m, -o, -s).
+    std::vector<std::string> emails; // split on commas, trimmed, never empty strings
+    std::string optional_header;     // -o PREFIX
+    std::string sendmail_program = k_default_sendmail;
+    bool sendmail_given = false; // -s was given explicitly
+    std::string from;            // --from; empty: crashmail@<FQDN>
+
+    // SMTP (--smtp and friends); the password never comes from an option.
+    std::string smtp_url;
+    std::string smtp_user;
+    std::string smtp_password_file;
+    std::string starttls = "auto"; // "auto" or "required"
+
+    // Shared by the network transports.
+    std::string cacert;
+    std::chrono::seconds timeout{30};
+
+    // Webhooks.
+    std::vector<std::string> webhooks;
+    std::vector<std::string> slack;
+    std::vector<std::string> discord;
+    std::vector<std::string> alertmanager;
+    std::vector<std::string> webhook_headers; // "Name: value", value may hold ${VAR}
+    std::string webhook_secret_file;
+
+    // Modes.
+    bool test = false; // --test: send one test alert through every channel and exit
+
+    // Positional arguments superlance accepted and ignored (its URL argument).
+    std::vector<std::string> ignored_arguments;
+};
+
+// What parse_options() returns when it does not return options.
+struct OptionsExit {
+    int exit_code;       // 0 for --help and --version, 64 (EX_USAGE) for errors
+    std::string output;  // text for stdout (help, version)
+    std::string message; // error text for stderr, without the "crashmail: error: " prefix
+    bool show_version = false; // --version: the caller prints the versions it links
+};
+
+// Parses argv. Returns the options, or what to print and the exit code for --help,
+// --version and usage errors.
+std::expected<Options, OptionsExit> parse_options(int argc, const char* const* argv);
+
+} // namespace crashmail

@@ -1,0 +1,55 @@
+#include "app/self_test.hpp"
+
+#include "util/time.hpp"
+
+#include <future>
+#include <sysexits.h>
+
+namespace crashmail {
+
+Alert make_test_alert(const AlertContext& context, std::chrono::system_clock::time_point now,
+                      std::string id) {
+    Alert alert;
+    alert.id = std::move(id);
+    alert.event_name = "CRASHMAIL_TEST";
+    alert.state = "TEST";
+    alert.process = "crashmail-test";
+    alert.group = "crashmail-test";
+    alert.from_state = "RUNNING";
+    alert.host = context.host;
+    alert.time = now;
+    alert.subject = (context.prefix.empty() ? "" : context.prefix + ": ") +
+                    "crashmail test alert from " + context.host;
+    alert.body = "This is a test alert sent by 'crashmail --test' on " + context.host +
+                 ".\nIf you can read it, this channel works.\n\nHost: " + context.host +
+                 "\nTime: " + timefmt::rfc5322_local(now) + "\n";
+    return alert;
+}
+
+SelfTestReport run_self_test(const std::vector<std::unique_ptr<Transport>>& channels,
+                             const Alert& alert) {
+    std::vector<std::future<std::expected<void, Failure>>> results;
+    results.reserve(channels.size());
+    for (const auto& channel : channels) {
+        Transport* transport = channel.get();
+        results.push_back(
+            std::async(std::launch::async, [transport, &alert] { return transport->deliver(alert); }));
+    }
+    SelfTestReport report{{}, EX_OK};
+    for (std::size_t i = 0; i < channels.size(); ++i) {
+        auto result = results[i].get();
+        if (result) {
+            report.lines.push_back("ok    " + channels[i]->name());
+            continue;
+        }
+        report.lines.push_back("error " + channels[i]->name() + ": " + result.error().describe());
+        if (!result.error().retryable()) {
+            report.exit_code = EX_UNAVAILABLE;
+        } else if (report.exit_code == EX_OK) {
+            report.exit_code = EX_TEMPFAIL;
+        }
+    }
+    return report;
+}
+
+} // namespace crashmail

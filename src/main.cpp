@@ -1,0 +1,3 @@
+#include "app/crashmail_main.hpp"
+
+int main(int argc, char** argv) { return crashmail::crashmail_main(argc, argv); }

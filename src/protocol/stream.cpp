@@ -1,0 +1,41 @@
+#include "protocol/stream.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <unistd.h>
+
+namespace crashmail::protocol {
+
+std::ptrdiff_t FdSource::read_some(char* buffer, std::size_t size) {
+    for (;;) {
+        ssize_t n = ::read(m_fd, buffer, size);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        return n;
+    }
+}
+
+bool FdSink::write_all(std::string_view bytes) {
+    while (!bytes.empty()) {
+        ssize_t n = ::write(m_fd, bytes.data(), bytes.size());
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return false;
+        }
+        bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return true;
+}
+
+std::ptrdiff_t StringSource::read_some(char* buffer, std::size_t size) {
+    std::size_t n = std::min({size, m_chunk, m_data.size() - m_offset});
+    std::memcpy(buffer, m_data.data() + m_offset, n);
+    m_offset += n;
+    return static_cast<std::ptrdiff_t>(n);
+}
+
+} // namespace crashmail::protocol

@@ -1,0 +1,62 @@
+#pragma once
+// Delivery through a local sendmail command (superlance's only channel): the rendered message
+// goes to `/bin/sh -c COMMAND` on stdin; its exit status says whether the mail was accepted.
+
+#include "alert/mail_message.hpp"
+#include "transport/transport.hpp"
+#include "util/subprocess.hpp"
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace crashmail {
+
+struct SendmailSettings {
+    std::string command; // run by /bin/sh, e.g. "/usr/sbin/sendmail -t -i"
+    MailAddresses addresses;
+    std::chrono::seconds timeout{60};
+};
+
+class SendmailTransport final : public Transport {
+public:
+    explicit SendmailTransport(SendmailSettings settings);
+
+    // "sendmail (<command>)".
+    std::string name() const override;
+
+    // Renders the alert with "\n" line endings and runs the command with it on stdin. Exit
+    // status 0 is success (anything the command printed is logged as one info line);
+    // anything else is a Failure classified by sendmail_failure().
+    std::expected<void, Failure> deliver(const Alert& alert) override;
+
+private:
+    SendmailSettings m_settings;
+};
+
+// What kind of failure a sendmail command's exit status means, after sysexits.h as msmtp
+// and sendmail use it: 64 (EX_USAGE), 65 (EX_DATAERR), 67 (EX_NOUSER), 68 (EX_NOHOST),
+// 77 (EX_NOPERM), 78 (EX_CONFIG), 126 (not executable) and 127 (command not found) are
+// permanent; every other status, 75 (EX_TEMPFAIL) included, is transient.
+Failure::Kind classify_exit_status(int exit_code);
+
+// The sysexits.h name of `exit_code` ("EX_TEMPFAIL"), the shell's meaning of 126 and 127,
+// or an empty view.
+std::string_view exit_status_name(int exit_code);
+
+// One printable line of at most `max_bytes` bytes summing up what a command printed:
+// surrounding white space trimmed, line breaks shown as " | ", other control characters as
+// "\xNN", "..." appended when cut. Empty when the output is blank.
+std::string summarize_output(std::string_view output, std::size_t max_bytes = 300);
+
+// Returns std::nullopt when `result` is a success (started, in time, exit status 0), else the
+// Failure to report: the message names the command, says what happened (could not start,
+// timed out after `timeout`, exit status with its sysexits name, or the signal with its
+// strsignal() description) and ends with summarize_output() of what it printed. Could not
+// start and killed by a signal are transient, timed out is Kind::timeout, an exit status is
+// classified by classify_exit_status(). Pure.
+std::optional<Failure> sendmail_failure(std::string_view command, const SubprocessResult& result,
+                                        std::chrono::milliseconds timeout);
+
+} // namespace crashmail

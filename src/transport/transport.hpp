@@ -1,0 +1,41 @@
+#pragma once
+// A channel that delivers alerts: sendmail, SMTP, a webhook. Failures are values that say
+// whether trying again can help, and carry the peer's own words.
+
+#include "alert/alert.hpp"
+
+#include <chrono>
+#include <expected>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace crashmail {
+
+struct Failure {
+    enum class Kind {
+        transient, // try again later: connection refused, DNS, 4xx SMTP, 429/5xx HTTP
+        timeout,   // the peer did not answer in time; transient too
+        permanent, // will fail again: 5xx SMTP, authentication, TLS verification, 4xx HTTP
+    };
+    Kind kind = Kind::transient;
+    std::string message; // what failed and what the peer said, one line
+    std::optional<std::chrono::seconds> retry_after; // HTTP Retry-After, when given
+
+    bool retryable() const { return kind != Kind::permanent; }
+    // "transient", "timeout" or "permanent".
+    std::string_view kind_name() const;
+    // "<message> (<kind>)", the form used in logs and --test output.
+    std::string describe() const;
+};
+
+class Transport {
+public:
+    virtual ~Transport() = default;
+    // A short name for logs: "sendmail", "smtp://mail.example.com:587", "webhook http://...".
+    virtual std::string name() const = 0;
+    // Delivers one alert, blocking at most the transport's time limit.
+    virtual std::expected<void, Failure> deliver(const Alert& alert) = 0;
+};
+
+} // namespace crashmail

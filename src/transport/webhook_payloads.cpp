@@ -1,0 +1,229 @@
+#include "transport/webhook_payloads.hpp"
+
+#include "util/time.hpp"
+#include "util/utf8.hpp"
+
+#include <algorithm>
+#include <string_view>
+
+namespace crashmail {
+namespace {
+
+using nlohmann::json;
+
+// Discord's documented limits (characters; bytes are at least as many, so cutting by bytes
+// stays within them).
+constexpr std::size_t k_discord_content = 2000;
+constexpr std::size_t k_discord_title = 256;
+constexpr std::size_t k_discord_description = 4096;
+constexpr std::size_t k_discord_field_value = 200; // Discord allows 1024; keeps the embed < 6000
+constexpr std::size_t k_discord_footer = 256;
+constexpr int k_discord_red = 0xD7263D;
+
+// Slack's block limits.
+constexpr std::size_t k_slack_header = 150;
+constexpr std::size_t k_slack_section = 3000;
+constexpr std::size_t k_slack_field = 2000;
+constexpr std::size_t k_slack_text = 4000;
+
+// Returns `text` cut to at most `max_bytes` bytes on a character boundary, with "…" at the
+// end when something was cut.
+std::string cut(std::string_view text, std::size_t max_bytes) {
+    if (text.size() <= max_bytes) {
+        return std::string(text);
+    }
+    static constexpr std::string_view ellipsis = "…";
+    return std::string(utf8::truncate(text, max_bytes - ellipsis.size())) + std::string(ellipsis);
+}
+
+json string_or_null(const std::string& value) {
+    return value.empty() ? json(nullptr) : json(value);
+}
+
+std::string or_unknown(const std::string& value) {
+    return value.empty() ? "unknown" : value;
+}
+
+// "crashy" when alone in a group of the same name, "grp:worker_01" otherwise.
+std::string shown_name(const Alert& alert) {
+    if (alert.group.empty() || alert.group == alert.process) {
+        return or_unknown(alert.process);
+    }
+    return alert.group + ":" + or_unknown(alert.process);
+}
+
+// Slack's mrkdwn treats &, < and > as control characters.
+std::string slack_escape(std::string_view text) {
+    std::string escaped;
+    escaped.reserve(text.size());
+    for (char c : text) {
+        switch (c) {
+        case '&':
+            escaped += "&amp;";
+            break;
+        case '<':
+            escaped += "&lt;";
+            break;
+        case '>':
+            escaped += "&gt;";
+            break;
+        default:
+            escaped += c;
+        }
+    }
+    return escaped;
+}
+
+// Escapes `text` for mrkdwn and cuts the result to `max_bytes` without splitting a
+// character or an entity ("…" at the end when cut).
+std::string slack_text(std::string_view text, std::size_t max_bytes) {
+    std::string full = slack_escape(text);
+    if (full.size() <= max_bytes) {
+        return full;
+    }
+    static constexpr std::string_view ellipsis = "…";
+    const std::size_t limit = max_bytes - ellipsis.size();
+    std::string out;
+    std::size_t i = 0;
+    while (i < text.size()) {
+        std::size_t length =
+            std::min(utf8::sequence_length(static_cast<unsigned char>(text[i])), text.size() - i);
+        std::string piece = slack_escape(text.substr(i, length));
+        if (out.size() + piece.size() > limit) {
+            break;
+        }
+        out += piece;
+        i += length;
+    }
+    return out + std::string(ellipsis);
+}
+
+std::string pid_text(const Alert& alert) {
+    return alert.pid ? std::to_string(*alert.pid) : std::string("unknown");
+}
+
+} // namespace
+
+nlohmann::json webhook_document(const Alert& alert) {
+    json document = json::object();
+    document["version"] = k_webhook_schema_version;
+    document["id"] = alert.id;
+    document["event"] = string_or_null(alert.event_name);
+    document["state"] = string_or_null(alert.state);
+    document["process"] = string_or_null(alert.process);
+    document["group"] = string_or_null(alert.group);
+    document["from_state"] = string_or_null(alert.from_state);
+    document["pid"] = alert.pid ? json(*alert.pid) : json(nullptr);
+    document["expected"] = alert.expected ? json(*alert.expected) : json(nullptr);
+    document["serial"] = alert.serial;
+    document["host"] = alert.host;
+    document["time"] = timefmt::rfc3339_utc(alert.time);
+    document["subject"] = alert.subject;
+    document["message"] = alert.body;
+    return document;
+}
+
+nlohmann::json slack_payload(const Alert& alert) {
+    const std::string time = timefmt::rfc3339_utc(alert.time);
+    json fields = json::array({
+        {{"type", "mrkdwn"},
+         {"text", slack_text("*Process*\n" + shown_name(alert), k_slack_field)}},
+        {{"type", "mrkdwn"},
+         {"text", slack_text("*State*\n" + or_unknown(alert.state), k_slack_field)}},
+        {{"type", "mrkdwn"},
+         {"text", slack_text("*Host*\n" + or_unknown(alert.host), k_slack_field)}},
+        {{"type", "mrkdwn"}, {"text", slack_text("*PID*\n" + pid_text(alert), k_slack_field)}},
+    });
+    json blocks = json::array();
+    blocks.push_back(
+        {{"type", "header"},
+         {"text", {{"type", "plain_text"}, {"text", cut(alert.subject, k_slack_header)}}}});
+    if (!alert.body.empty()) {
+        blocks.push_back(
+            {{"type", "section"},
+             {"text", {{"type", "mrkdwn"}, {"text", slack_text(alert.body, k_slack_section)}}}});
+    }
+    blocks.push_back({{"type", "section"}, {"fields", fields}});
+    blocks.push_back(
+        {{"type", "context"},
+         {"elements", json::array({{{"type", "mrkdwn"},
+                                    {"text", slack_text("crashmail · " + time + " · id " + alert.id,
+                                                        k_slack_field)}}})}});
+    std::string text = alert.subject;
+    if (!alert.body.empty()) {
+        text += "\n" + alert.body;
+    }
+    return json{{"text", slack_text(text, k_slack_text)}, {"blocks", blocks}};
+}
+
+nlohmann::json discord_payload(const Alert& alert) {
+    auto field = [](std::string_view name, const std::string& value) {
+        return json{{"name", std::string(name)},
+                    {"value", cut(value.empty() ? "unknown" : value, k_discord_field_value)},
+                    {"inline", true}};
+    };
+    json embed = {
+        {"title", cut(alert.subject.empty() ? "crashmail alert" : alert.subject, k_discord_title)},
+        {"color", k_discord_red},
+        {"timestamp", timefmt::rfc3339_utc(alert.time)},
+        {"fields", json::array({field("Process", shown_name(alert)), field("State", alert.state),
+                                field("Host", alert.host), field("PID", pid_text(alert))})},
+        {"footer", {{"text", cut("crashmail · id " + alert.id, k_discord_footer)}}},
+    };
+    if (!alert.body.empty()) {
+        embed["description"] = cut(alert.body, k_discord_description);
+    }
+    return json{
+        {"content", cut(alert.subject, k_discord_content)},
+        {"embeds", json::array({embed})},
+        {"allowed_mentions", {{"parse", json::array()}}},
+    };
+}
+
+std::string alertmanager_alert_name(const Alert& alert) {
+    if (alert.state == "EXITED") {
+        return alert.expected.value_or(false) ? "ProcessExited" : "ProcessCrashed";
+    }
+    std::string name = "Process";
+    bool first = true;
+    for (char c : alert.state) {
+        if (c >= 'A' && c <= 'Z') {
+            name += first ? c : static_cast<char>(c - 'A' + 'a');
+        } else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
+            name += c;
+        }
+        first = false;
+    }
+    return alert.state.empty() ? "ProcessStateChanged" : name;
+}
+
+nlohmann::json alertmanager_payload(const Alert& alert) {
+    json labels = {{"alertname", alertmanager_alert_name(alert)}};
+    // Alertmanager treats an empty label value as no label; leave such labels out.
+    auto add_label = [&labels](const char* name, const std::string& value) {
+        if (!value.empty()) {
+            labels[name] = value;
+        }
+    };
+    add_label("host", alert.host);
+    add_label("group", alert.group);
+    add_label("process", alert.process);
+    add_label("state", alert.state);
+
+    json annotations = {{"summary", alert.subject}, {"description", alert.body}, {"id", alert.id}};
+    if (!alert.from_state.empty()) {
+        annotations["from_state"] = alert.from_state;
+    }
+    if (alert.pid) {
+        annotations["pid"] = std::to_string(*alert.pid);
+    }
+    return json::array({{{"labels", labels},
+                         {"annotations", annotations},
+                         {"startsAt", timefmt::rfc3339_utc(alert.time)}}});
+}
+
+std::string serialize_payload(const nlohmann::json& payload) {
+    return payload.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+} // namespace crashmail

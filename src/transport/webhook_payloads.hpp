@@ -1,0 +1,48 @@
+#pragma once
+// The bodies crashmail posts to HTTP endpoints, built from an Alert with nlohmann::json.
+// Pure functions: the same alert always gives the same document.
+
+#include "alert/alert.hpp"
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace crashmail {
+
+// The version of webhook_document()'s schema. New fields may be added within a version;
+// a field is never removed or changes type without a new version.
+inline constexpr int k_webhook_schema_version = 1;
+
+// The generic JSON document (--webhook), schema version 1:
+//   version (int), id, event, state, process, group, from_state (string or null),
+//   pid (int or null), expected (bool or null), serial (int), host, time (RFC 3339 UTC),
+//   subject, message (the alert's body).
+// Unknown values are null, never missing.
+nlohmann::json webhook_document(const Alert& alert);
+
+// A Slack incoming-webhook message: "text" (the subject and body, also what Mattermost and
+// Rocket.Chat show) and "blocks" (header, body, a field list and a context line) for Slack.
+// Text is escaped for Slack's mrkdwn (&, <, >) and cut to Slack's block limits.
+nlohmann::json slack_payload(const Alert& alert);
+
+// A Discord webhook message: "content" (the subject, <= 2000 characters) and one embed with
+// title, description (the body, <= 4096), fields, timestamp and footer, within Discord's
+// limits (the whole embed stays under 6000 characters). Mentions are disabled so a process
+// name like "@everyone" pings nobody.
+nlohmann::json discord_payload(const Alert& alert);
+
+// Alertmanager API v2 (POST /api/v2/alerts): an array with one alert whose labels are
+// alertname (alertmanager_alert_name()), host, group, process and state, and whose
+// annotations are summary (the subject), description (the body) and id; startsAt is the
+// alert's time. No endsAt: Alertmanager resolves it after its resolve_timeout.
+nlohmann::json alertmanager_payload(const Alert& alert);
+
+// "ProcessCrashed" for an unexpected EXITED, "ProcessExited" for an expected one,
+// "ProcessFatal", "ProcessBackoff", ... ("Process" + the state in CamelCase) otherwise.
+std::string alertmanager_alert_name(const Alert& alert);
+
+// Serialises a payload the way it goes on the wire: compact, UTF-8, invalid UTF-8 replaced
+// by U+FFFD instead of throwing.
+std::string serialize_payload(const nlohmann::json& payload);
+
+} // namespace crashmail

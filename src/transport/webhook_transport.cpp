@@ -1,0 +1,322 @@
+#include "transport/webhook_transport.hpp"
+
+#include "transport/webhook_payloads.hpp"
+
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <curl/curl.h>
+#include <fstream>
+#include <memory>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+namespace crashmail {
+namespace {
+
+constexpr std::string_view k_alerts_path = "/api/v2/alerts";
+
+struct CurlUrlDeleter {
+    void operator()(CURLU* handle) const { curl_url_cleanup(handle); }
+};
+using CurlUrl = std::unique_ptr<CURLU, CurlUrlDeleter>;
+
+std::string url_part(CURLU* handle, CURLUPart part) {
+    char* value = nullptr;
+    if (curl_url_get(handle, part, &value, 0) != CURLUE_OK || value == nullptr) {
+        return {};
+    }
+    std::string result = value;
+    curl_free(value);
+    return result;
+}
+
+bool is_token_char(char c) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
+        return true;
+    }
+    return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+bool is_forbidden_in_value(char c) {
+    auto byte = static_cast<unsigned char>(c);
+    return (byte < 0x20 && c != '\t') || byte == 0x7f;
+}
+
+bool is_name_start(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+bool is_name_char(char c) {
+    return is_name_start(c) || (c >= '0' && c <= '9');
+}
+
+std::string_view trim_ows(std::string_view text) {
+    while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) {
+        text.remove_prefix(1);
+    }
+    while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) {
+        text.remove_suffix(1);
+    }
+    return text;
+}
+
+// The header spec as it may appear in an error: the name only, since a literal value may be
+// a token the user did not mean to show in a log.
+std::string header_label(std::string_view spec) {
+    auto colon = spec.find(':');
+    std::string_view name = colon == std::string_view::npos ? spec : spec.substr(0, colon);
+    std::string label;
+    for (char c : name.substr(0, 80)) {
+        label += is_forbidden_in_value(c) ? '?' : c;
+    }
+    return "--webhook-header '" + label + (colon == std::string_view::npos ? "'" : ": …'");
+}
+
+} // namespace
+
+std::string_view flavor_name(WebhookFlavor flavor) {
+    switch (flavor) {
+    case WebhookFlavor::json:
+        return "webhook";
+    case WebhookFlavor::slack:
+        return "slack";
+    case WebhookFlavor::discord:
+        return "discord";
+    case WebhookFlavor::alertmanager:
+        return "alertmanager";
+    }
+    return "webhook";
+}
+
+std::string webhook_body(WebhookFlavor flavor, const Alert& alert) {
+    switch (flavor) {
+    case WebhookFlavor::json:
+        return serialize_payload(webhook_document(alert));
+    case WebhookFlavor::slack:
+        return serialize_payload(slack_payload(alert));
+    case WebhookFlavor::discord:
+        return serialize_payload(discord_payload(alert));
+    case WebhookFlavor::alertmanager:
+        return serialize_payload(alertmanager_payload(alert));
+    }
+    return serialize_payload(webhook_document(alert));
+}
+
+std::string hmac_sha256_hex(std::string_view key, std::string_view data) {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int length = 0;
+    // HMAC() accepts a NULL key only with length 0; give it a valid pointer in every case.
+    static const unsigned char empty = 0;
+    const void* key_bytes = key.empty() ? static_cast<const void*>(&empty) : key.data();
+    if (key.size() > static_cast<std::size_t>(INT_MAX) ||
+        HMAC(EVP_sha256(), key_bytes, static_cast<int>(key.size()),
+             reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest,
+             &length) == nullptr) {
+        return {};
+    }
+    static constexpr char k_hex[] = "0123456789abcdef";
+    std::string hex;
+    hex.reserve(length * 2);
+    for (unsigned int i = 0; i < length; ++i) {
+        hex += k_hex[digest[i] >> 4];
+        hex += k_hex[digest[i] & 0x0f];
+    }
+    return hex;
+}
+
+std::string webhook_signature(std::string_view secret, std::string_view body) {
+    return "sha256=" + hmac_sha256_hex(secret, body);
+}
+
+std::expected<std::vector<std::string>, std::string> resolve_webhook_headers(
+    const std::vector<std::string>& specs,
+    const std::function<std::optional<std::string>(const std::string&)>& getenv) {
+    std::vector<std::string> headers;
+    headers.reserve(specs.size());
+    for (const std::string& spec : specs) {
+        const std::string label = header_label(spec);
+        if (spec.find_first_of("\r\n") != std::string::npos) {
+            return std::unexpected(label + ": CR and LF are not allowed in a header");
+        }
+        auto colon = spec.find(':');
+        if (colon == std::string::npos) {
+            return std::unexpected(label + ": expected 'Name: value'");
+        }
+        std::string_view name = std::string_view(spec).substr(0, colon);
+        if (name.empty()) {
+            return std::unexpected(label + ": the header name is empty");
+        }
+        for (char c : name) {
+            if (!is_token_char(c)) {
+                return std::unexpected(label + ": the header name may only hold letters, digits "
+                                               "and !#$%&'*+-.^_`|~");
+            }
+        }
+        std::string_view raw = trim_ows(std::string_view(spec).substr(colon + 1));
+        std::string value;
+        for (std::size_t i = 0; i < raw.size();) {
+            if (raw[i] == '$' && i + 1 < raw.size() && raw[i + 1] == '{') {
+                auto close = raw.find('}', i + 2);
+                if (close == std::string_view::npos) {
+                    return std::unexpected(label + ": '${' without a closing '}'");
+                }
+                std::string variable(raw.substr(i + 2, close - i - 2));
+                bool valid = !variable.empty() && is_name_start(variable.front());
+                for (char c : variable) {
+                    valid = valid && is_name_char(c);
+                }
+                if (!valid) {
+                    return std::unexpected(label + ": '${" + variable +
+                                           "}' is not a valid environment variable name");
+                }
+                std::optional<std::string> replacement = getenv(variable);
+                if (!replacement) {
+                    return std::unexpected(label + ": environment variable " + variable +
+                                           " is not set");
+                }
+                value += *replacement;
+                i = close + 1;
+            } else {
+                value += raw[i];
+                ++i;
+            }
+        }
+        for (char c : value) {
+            if (c == '\r' || c == '\n') {
+                return std::unexpected(label +
+                                       ": CR and LF are not allowed in a header (after expanding "
+                                       "environment variables)");
+            }
+            if (is_forbidden_in_value(c)) {
+                return std::unexpected(label + ": control characters are not allowed in a header");
+            }
+        }
+        value = std::string(trim_ows(value));
+        if (value.empty()) {
+            return std::unexpected(label + ": the header value is empty");
+        }
+        headers.push_back(std::string(name) + ": " + value);
+    }
+    return headers;
+}
+
+std::expected<std::string, std::string> normalize_webhook_url(std::string_view url) {
+    const std::string text(url);
+    CurlUrl handle(curl_url());
+    if (!handle) {
+        return std::unexpected(text + ": cannot allocate a URL parser");
+    }
+    if (CURLUcode code = curl_url_set(handle.get(), CURLUPART_URL, text.c_str(), 0);
+        code != CURLUE_OK) {
+        return std::unexpected(text + ": " + curl_url_strerror(code));
+    }
+    std::string scheme = url_part(handle.get(), CURLUPART_SCHEME);
+    if (scheme != "http" && scheme != "https") {
+        return std::unexpected(text + ": only http and https URLs are supported");
+    }
+    if (url_part(handle.get(), CURLUPART_HOST).empty()) {
+        return std::unexpected(text + ": the URL has no host");
+    }
+    std::string normalized = url_part(handle.get(), CURLUPART_URL);
+    if (normalized.empty()) {
+        return std::unexpected(text + ": cannot be parsed");
+    }
+    return normalized;
+}
+
+std::expected<std::string, std::string> alertmanager_alerts_url(std::string_view base) {
+    auto normalized = normalize_webhook_url(base);
+    if (!normalized) {
+        return normalized;
+    }
+    CurlUrl handle(curl_url());
+    if (!handle || curl_url_set(handle.get(), CURLUPART_URL, normalized->c_str(), 0) != CURLUE_OK) {
+        return std::unexpected(std::string(base) + ": cannot be parsed");
+    }
+    std::string path = url_part(handle.get(), CURLUPART_PATH);
+    while (!path.empty() && path.back() == '/') {
+        path.pop_back();
+    }
+    if (!path.ends_with(k_alerts_path)) {
+        path += k_alerts_path;
+    }
+    if (curl_url_set(handle.get(), CURLUPART_PATH, path.c_str(), 0) != CURLUE_OK) {
+        return std::unexpected(std::string(base) + ": cannot add " + std::string(k_alerts_path));
+    }
+    return url_part(handle.get(), CURLUPART_URL);
+}
+
+std::expected<std::string, std::string> read_secret_file(const std::string& path) {
+    std::FILE* file = std::fopen(path.c_str(), "rb");
+    if (file == nullptr) {
+        return std::unexpected(path + ": " + std::strerror(errno));
+    }
+    std::unique_ptr<std::FILE, int (*)(std::FILE*)> closer(file, &std::fclose);
+    std::string line;
+    constexpr std::size_t k_max_secret = 64 * 1024;
+    int c = 0;
+    while ((c = std::fgetc(file)) != EOF && c != '\n' && line.size() < k_max_secret) {
+        line += static_cast<char>(c);
+    }
+    if (std::ferror(file)) {
+        return std::unexpected(path + ": " + std::strerror(errno));
+    }
+    while (!line.empty() && (line.back() == ' ' || line.back() == '\t' || line.back() == '\r')) {
+        line.pop_back();
+    }
+    if (line.empty()) {
+        return std::unexpected(path + ": the secret is empty");
+    }
+    return line;
+}
+
+WebhookTransport::WebhookTransport(WebhookSettings settings, std::shared_ptr<HttpClient> client)
+    : m_settings(std::move(settings)), m_client(std::move(client)) {
+    m_target_url = m_settings.url;
+    if (m_settings.flavor == WebhookFlavor::alertmanager) {
+        if (auto alerts = alertmanager_alerts_url(m_settings.url)) {
+            m_target_url = *alerts;
+        }
+    }
+    m_display_url = redact_url(m_target_url);
+}
+
+std::string WebhookTransport::name() const {
+    return std::string(flavor_name(m_settings.flavor)) + " " + m_display_url;
+}
+
+HttpRequest WebhookTransport::build_request(const Alert& alert) const {
+    HttpRequest request;
+    request.url = m_target_url;
+    request.display_url = m_display_url;
+    request.body = webhook_body(m_settings.flavor, alert);
+    request.content_type = "application/json";
+    request.cacert = m_settings.cacert;
+    request.timeout = m_settings.timeout;
+    request.headers.push_back("User-Agent: crashmail/" CRASHMAIL_VERSION);
+    request.headers.push_back("X-Crashmail-Id: " + one_line(alert.id, 200));
+    if (!m_settings.hmac_secret.empty()) {
+        request.headers.push_back("X-Crashmail-Signature: " +
+                                  webhook_signature(m_settings.hmac_secret, request.body));
+    }
+    request.headers.insert(request.headers.end(), m_settings.headers.begin(),
+                           m_settings.headers.end());
+    return request;
+}
+
+std::expected<void, Failure> WebhookTransport::deliver(const Alert& alert) {
+    HttpRequest request = build_request(alert);
+    auto response = m_client->post(request);
+    if (!response) {
+        return std::unexpected(std::move(response.error()));
+    }
+    std::optional<std::string_view> retry_after;
+    if (response->retry_after) {
+        retry_after = *response->retry_after;
+    }
+    return classify_http_response(response->status, retry_after, response->body_start,
+                                  m_display_url);
+}
+
+} // namespace crashmail

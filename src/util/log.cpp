@@ -1,0 +1,39 @@
+#include "util/log.hpp"
+
+#include <cerrno>
+#include <string>
+#include <unistd.h>
+
+namespace crashmail::log {
+
+void line(std::string_view text) {
+    std::string out = "crashmail: ";
+    out.reserve(out.size() + text.size() + 1);
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        char c = text[i];
+        if (c == '\r') {
+            continue;
+        }
+        if (c == '\n') {
+            if (i + 1 < text.size()) {
+                out += " | ";
+            }
+            continue;
+        }
+        out += c;
+    }
+    out += '\n';
+    std::string_view rest = out;
+    while (!rest.empty()) {
+        ssize_t n = ::write(2, rest.data(), rest.size());
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return; // Nowhere left to report a failure to write to stderr.
+        }
+        rest.remove_prefix(static_cast<std::size_t>(n));
+    }
+}
+
+} // namespace crashmail::log

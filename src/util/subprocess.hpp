@@ -1,0 +1,43 @@
+#pragma once
+// Running a shell command with input and a time limit, the way a sendmail command is run:
+// nothing of the child can reach crashmail's stdout, and nothing of it outlives the limit.
+
+#include <chrono>
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace crashmail {
+
+struct SubprocessResult {
+    bool started = false;          // false: /bin/sh could not be started, see start_error
+    std::string start_error;       // why it could not be started, e.g. "pipe: Too many open files"
+    bool timed_out = false;        // the time limit passed and the process group was killed
+    std::optional<int> exit_code;  // set when the shell exited normally
+    std::optional<int> signal;     // set when the shell was killed by a signal
+    std::string output;            // the child's stdout and stderr, first 8 KiB kept
+    bool output_truncated = false; // more than `output` was printed (and read and dropped)
+    std::size_t input_written = 0; // bytes of the input the child's stdin pipe accepted
+
+    // True when the command ran, finished in time and exited with status 0.
+    bool succeeded() const { return started && !timed_out && exit_code == 0; }
+};
+
+// How much of the child's output run_shell_command() keeps.
+inline constexpr std::size_t k_subprocess_output_limit = 8 * 1024;
+
+// Runs `/bin/sh -c command` in a new process group, with the environment inherited, stdin a
+// pipe fed with `input`, and stdout and stderr both captured through one pipe (never
+// inherited from crashmail). No other file descriptor of crashmail reaches the child, and
+// signals it ignores or blocks are back to their defaults there. Input and output are handled
+// concurrently, so neither big input nor big output can deadlock; a child that stops reading
+// its stdin (or exits without reading it) is not an error by itself: input_written tells how
+// far it got. Returns once the shell has exited and been reaped; output still held open by a
+// background grandchild is read for a short grace period after the shell exits, then dropped.
+// When `timeout` passes first, the whole process group gets SIGTERM, then SIGKILL one second
+// later, and the shell is reaped: no zombie is left, timed_out is set. Thread-safe.
+SubprocessResult run_shell_command(const std::string& command, std::string_view input,
+                                   std::chrono::milliseconds timeout);
+
+} // namespace crashmail

@@ -1,0 +1,241 @@
+#include "app/listener.hpp"
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+#include <fstream>
+#include <sstream>
+#include <sysexits.h>
+
+using namespace crashmail;
+
+namespace {
+
+std::string fixture(const std::string& name) {
+    std::ifstream in(std::string(CRASHMAIL_FIXTURES) + "/" + name, std::ios::binary);
+    REQUIRE(in);
+    std::ostringstream out;
+    out << in.rdbuf();
+    return out.str();
+}
+
+// Records what the listener hands off.
+class RecordingSink final : public AlertSink {
+public:
+    void submit(const Alert& alert) override { alerts.push_back(alert); }
+    std::vector<Alert> alerts;
+};
+
+// A sink on the protocol side that fails after `budget` writes.
+class BrokenChannel final : public protocol::ByteSink {
+public:
+    explicit BrokenChannel(int budget) : m_budget(budget) {}
+    bool write_all(std::string_view bytes) override {
+        if (m_budget-- <= 0) {
+            return false;
+        }
+        data += bytes;
+        return true;
+    }
+    std::string data;
+
+private:
+    int m_budget;
+};
+
+ListenerSettings watch(bool any, std::vector<std::string> patterns = {}) {
+    std::vector<ProgramPattern> parsed;
+    for (const auto& text : patterns) {
+        parsed.push_back(*ProgramPattern::parse(text));
+    }
+    ListenerSettings settings;
+    settings.selection = Selection(any, std::move(parsed));
+    settings.context = AlertContext{"host.example.com", ""};
+    settings.now = [] { return std::chrono::system_clock::time_point(std::chrono::seconds(1)); };
+    settings.new_id = [](auto, std::uint64_t serial) { return "id-" + std::to_string(serial); };
+    return settings;
+}
+
+struct Run {
+    int status;
+    std::string answered;
+    std::vector<Alert> alerts;
+};
+
+Run run(const std::string& input, ListenerSettings settings, std::size_t chunk = 4096) {
+    protocol::StringSource source(input, chunk);
+    protocol::StringSink out;
+    protocol::Reader reader(source);
+    protocol::Writer writer(out);
+    RecordingSink sink;
+    Listener listener(reader, writer, std::move(settings), sink);
+    int status = listener.run();
+    return {status, out.data(), sink.alerts};
+}
+
+std::string answers(int events) {
+    std::string expected;
+    for (int i = 0; i < events; ++i) {
+        expected += "READY\nRESULT 2\nOK";
+    }
+    return expected + "READY\n";
+}
+
+std::string exited_event(std::uint64_t serial, std::string_view process, std::string_view group,
+                         int expected = 0, std::string_view pool = "crashmail") {
+    std::string payload = fmt::format("processname:{} groupname:{} from_state:RUNNING expected:{} "
+                                      "pid:4242",
+                                      process, group, expected);
+    // Every test name here is ASCII except where a test says so; len counts characters.
+    std::size_t chars = 0;
+    for (unsigned char c : payload) {
+        chars += (c & 0xC0) != 0x80;
+    }
+    return fmt::format("ver:3.0 server:supervisor serial:{} pool:{} poolserial:{} "
+                       "eventname:PROCESS_STATE_EXITED len:{}\n{}",
+                       serial, pool, serial, chars, payload);
+}
+
+} // namespace
+
+TEST_CASE("a real supervisord session is answered OK for every event, in step", "[listener]") {
+    auto result = run(fixture("stream-supervisor-4.2.5.bin"), watch(true));
+    CHECK(result.status == EX_OK);
+    CHECK(result.answered == answers(161));
+    // The capture holds 29 unexpected exits of "crasher" and nothing else that alerts.
+    REQUIRE(result.alerts.size() == 29);
+    CHECK(result.alerts.front().process == "crasher");
+    CHECK(result.alerts.front().pid == 7008);
+    CHECK(result.alerts.back().pid == 7470);
+}
+
+TEST_CASE("the answer stream stays in step when input arrives a byte at a time", "[listener]") {
+    auto result = run(fixture("stream-supervisor-4.2.5.bin"), watch(true), 1);
+    CHECK(result.status == EX_OK);
+    CHECK(result.answered == answers(161));
+    CHECK(result.alerts.size() == 29);
+}
+
+TEST_CASE("-p filters: only selected processes alert", "[listener]") {
+    std::string input = exited_event(1, "crashy", "crashy") + exited_event(2, "other", "other") +
+                        exited_event(3, "worker_00", "grp") + exited_event(4, "worker_01", "grp");
+    SECTION("by process name") {
+        auto result = run(input, watch(false, {"crashy", "grp:worker_01"}));
+        REQUIRE(result.alerts.size() == 2);
+        CHECK(result.alerts[0].process == "crashy");
+        CHECK(result.alerts[1].process == "worker_01");
+        CHECK(result.answered == answers(4));
+    }
+    SECTION("by group") {
+        auto result = run(input, watch(false, {"grp:*"}));
+        REQUIRE(result.alerts.size() == 2);
+        CHECK(result.alerts[0].group == "grp");
+        CHECK(result.alerts[1].group == "grp");
+    }
+    SECTION("-a overrides -p") {
+        auto result = run(input, watch(true, {"crashy"}));
+        CHECK(result.alerts.size() == 4);
+    }
+}
+
+TEST_CASE("expected exits do not alert", "[listener]") {
+    auto result = run(exited_event(1, "clean", "clean", 1), watch(true));
+    CHECK(result.alerts.empty());
+    CHECK(result.answered == answers(1));
+}
+
+TEST_CASE("events about crashmail's own process are ignored", "[listener]") {
+    auto settings = watch(true);
+    settings.self_process = "crashmail";
+    settings.self_group = "crashmail";
+    auto result = run(exited_event(1, "crashmail", "crashmail") + exited_event(2, "x", "x"),
+                      std::move(settings));
+    REQUIRE(result.alerts.size() == 1);
+    CHECK(result.alerts[0].process == "x");
+}
+
+TEST_CASE("an event redelivered with the same serial is answered but alerts once",
+          "[listener]") {
+    std::string event = exited_event(7, "crashy", "crashy");
+    auto result = run(event + exited_event(7, "crashy", "crashy", 0, "otherpool") + event,
+                      watch(true));
+    CHECK(result.answered == answers(3));
+    CHECK(result.alerts.size() == 1);
+}
+
+TEST_CASE("event types crashmail does not handle are answered and ignored", "[listener]") {
+    std::string input = fixture("TICK_5.bin") + fixture("PROCESS_LOG_STDERR.bin") +
+                        fixture("PROCESS_STATE_RUNNING.bin") + fixture("REMOTE_COMMUNICATION.bin");
+    auto result = run(input, watch(true));
+    CHECK(result.status == EX_OK);
+    CHECK(result.answered == answers(4));
+    CHECK(result.alerts.empty());
+}
+
+TEST_CASE("the alert carries the event's facts and the injected id and time", "[listener]") {
+    auto result = run(fixture("PROCESS_STATE_EXITED.bin"), watch(true));
+    REQUIRE(result.alerts.size() == 1);
+    const Alert& alert = result.alerts[0];
+    CHECK(alert.id == "id-20");
+    CHECK(alert.serial == 20);
+    CHECK(alert.process == "crasher");
+    CHECK(alert.group == "crasher");
+    CHECK(alert.from_state == "RUNNING");
+    CHECK(alert.pid == 7008);
+    CHECK(alert.host == "host.example.com");
+    CHECK(alert.time == std::chrono::system_clock::time_point(std::chrono::seconds(1)));
+}
+
+TEST_CASE("a non-ASCII process name is counted in characters and kept intact", "[listener]") {
+    auto result = run(exited_event(3, "wörker", "wörker") + exited_event(4, "b", "b"),
+                      watch(true));
+    CHECK(result.status == EX_OK);
+    CHECK(result.answered == answers(2));
+    REQUIRE(result.alerts.size() == 2);
+    CHECK(result.alerts[0].process == "wörker");
+}
+
+TEST_CASE("an unparsable header ends the loop with EX_PROTOCOL and no answer", "[listener]") {
+    auto result = run("this is not a header\n", watch(true));
+    CHECK(result.status == EX_PROTOCOL);
+    CHECK(result.answered == "READY\n");
+}
+
+TEST_CASE("input ending inside a payload ends the loop with EX_PROTOCOL", "[listener]") {
+    std::string event = exited_event(1, "crashy", "crashy");
+    auto result = run(event.substr(0, event.size() - 5), watch(true));
+    CHECK(result.status == EX_PROTOCOL);
+    CHECK(result.answered == "READY\n");
+    CHECK(result.alerts.empty());
+}
+
+TEST_CASE("end of input between events is a clean stop", "[listener]") {
+    auto result = run("", watch(true));
+    CHECK(result.status == EX_OK);
+    CHECK(result.answered == "READY\n");
+}
+
+TEST_CASE("a closed protocol channel ends the loop with EX_IOERR", "[listener]") {
+    protocol::StringSource source(exited_event(1, "a", "a") + exited_event(2, "b", "b"));
+    BrokenChannel out(2); // READY and the first RESULT go through, then the peer is gone
+    protocol::Reader reader(source);
+    protocol::Writer writer(out);
+    RecordingSink sink;
+    Listener listener(reader, writer, watch(true), sink);
+    CHECK(listener.run() == EX_IOERR);
+    CHECK(out.data == "READY\nRESULT 2\nOK");
+}
+
+TEST_CASE("alert_worthy needs EXITED with expected:0", "[listener]") {
+    auto settings = watch(true);
+    Event fatal{{"3.0", "s", 1, "p", 1, "PROCESS_STATE_FATAL", 0},
+                "processname:x groupname:x from_state:BACKOFF"};
+    CHECK_FALSE(alert_worthy(fatal, settings));
+    Event no_expected{{"3.0", "s", 2, "p", 2, "PROCESS_STATE_EXITED", 0},
+                      "processname:x groupname:x from_state:RUNNING pid:1"};
+    CHECK_FALSE(alert_worthy(no_expected, settings));
+    Event crash{{"3.0", "s", 3, "p", 3, "PROCESS_STATE_EXITED", 0},
+                "processname:tx y:z groupname:g from_state:RUNNING expected:0 pid:1"};
+    auto change = alert_worthy(crash, settings);
+    REQUIRE(change);
+    CHECK(change->process_name == "tx y:z");
+}

@@ -1,0 +1,146 @@
+#include "app/options.hpp"
+
+#include <catch2/catch.hpp>
+#include <sysexits.h>
+#include <vector>
+
+using crashmail::Options;
+using crashmail::parse_options;
+
+namespace {
+
+auto parse(std::vector<const char*> args) {
+    args.insert(args.begin(), "crashmail");
+    return parse_options(static_cast<int>(args.size()), args.data());
+}
+
+} // namespace
+
+TEST_CASE("superlance's short options keep their meaning", "[options]") {
+    auto options = parse({"-p", "web", "-p", "grp:worker_01", "-a", "-m", "ops@example.com",
+                          "-o", "[prod]", "-s", "/usr/bin/mymailer -t"});
+    REQUIRE(options);
+    CHECK(options->programs == std::vector<std::string>{"web", "grp:worker_01"});
+    CHECK(options->any);
+    CHECK(options->emails == std::vector<std::string>{"ops@example.com"});
+    CHECK(options->optional_header == "[prod]");
+    CHECK(options->sendmail_program == "/usr/bin/mymailer -t");
+    CHECK(options->sendmail_given);
+}
+
+TEST_CASE("superlance's long spellings are accepted, with = and with a space", "[options]") {
+    auto options = parse({"--program=web", "--program", "db", "--any", "--email=a@example.com",
+                          "--optionalheader", "X", "--sendmail_program=cat"});
+    REQUIRE(options);
+    CHECK(options->programs == std::vector<std::string>{"web", "db"});
+    CHECK(options->any);
+    CHECK(options->emails == std::vector<std::string>{"a@example.com"});
+    CHECK(options->optional_header == "X");
+    CHECK(options->sendmail_program == "cat");
+}
+
+TEST_CASE("defaults match superlance", "[options]") {
+    auto options = parse({"-m", "ops@example.com"});
+    REQUIRE(options);
+    CHECK(options->sendmail_program == "/usr/sbin/sendmail -t -i");
+    CHECK_FALSE(options->sendmail_given);
+    CHECK_FALSE(options->any);
+    CHECK(options->programs.empty());
+    CHECK(options->timeout == std::chrono::seconds(30));
+    CHECK(options->starttls == "auto");
+}
+
+TEST_CASE("-m takes repeats and comma-separated lists, trimmed", "[options]") {
+    auto options = parse({"-m", "a@example.com, b@example.com", "--email", "c@example.com,"});
+    REQUIRE(options);
+    CHECK(options->emails ==
+          std::vector<std::string>{"a@example.com", "b@example.com", "c@example.com"});
+}
+
+TEST_CASE("a positional argument (superlance's ignored URL) is kept aside", "[options]") {
+    auto options = parse({"-a", "-m", "x@example.com", "http://localhost:9001"});
+    REQUIRE(options);
+    CHECK(options->ignored_arguments == std::vector<std::string>{"http://localhost:9001"});
+}
+
+TEST_CASE("unknown options and bad values are usage errors (64)", "[options]") {
+    for (auto args : std::vector<std::vector<const char*>>{{"--no-such-option"},
+                                                           {"-m"},
+                                                           {"--timeout", "0"},
+                                                           {"--timeout", "soon"},
+                                                           {"--starttls", "maybe"}}) {
+        auto options = parse(args);
+        REQUIRE_FALSE(options);
+        CHECK(options.error().exit_code == EX_USAGE);
+        CHECK_THAT(options.error().message, Catch::Contains("crashmail --help"));
+        CHECK(options.error().output.empty());
+    }
+}
+
+TEST_CASE("--help returns the grouped help text with exit 0", "[options]") {
+    auto options = parse({"--help"});
+    REQUIRE_FALSE(options);
+    CHECK(options.error().exit_code == 0);
+    const std::string& help = options.error().output;
+    for (const char* text : {"-p,--program", "-a,--any", "-m,--email", "-o,--optionalheader",
+                             "-s,--sendmail_program", "--smtp", "--webhook", "--alertmanager",
+                             "--test", "CRASHMAIL_SMTP_PASSWORD"}) {
+        CHECK_THAT(help, Catch::Contains(text));
+    }
+}
+
+TEST_CASE("--help fits in 80 columns", "[options]") {
+    auto options = parse({"-h"});
+    REQUIRE_FALSE(options);
+    std::string_view help = options.error().output;
+    std::size_t start = 0;
+    while (start < help.size()) {
+        std::size_t end = help.find('\n', start);
+        if (end == std::string_view::npos) {
+            end = help.size();
+        }
+        INFO(help.substr(start, end - start));
+        CHECK(end - start <= 80);
+        start = end + 1;
+    }
+}
+
+TEST_CASE("--version asks the caller to print versions", "[options]") {
+    auto options = parse({"--version"});
+    REQUIRE_FALSE(options);
+    CHECK(options.error().exit_code == 0);
+    CHECK(options.error().show_version);
+}
+
+TEST_CASE("network and webhook options are collected", "[options]") {
+    auto options = parse({"-m", "ops@example.com", "--smtp", "smtps://mail.example.com",
+                          "--smtp-user", "ops", "--starttls", "required", "--cacert", "/ca.pem",
+                          "--timeout", "5", "--webhook", "http://127.0.0.1:1/a", "--webhook",
+                          "http://127.0.0.1:1/b", "--slack", "https://hooks.example/s",
+                          "--discord", "https://discord.example/d", "--alertmanager",
+                          "http://127.0.0.1:9093", "--webhook-header", "Authorization: ${TOKEN}",
+                          "--webhook-secret-file", "/secret", "--from", "me@example.com",
+                          "--test"});
+    REQUIRE(options);
+    CHECK(options->smtp_url == "smtps://mail.example.com");
+    CHECK(options->smtp_user == "ops");
+    CHECK(options->starttls == "required");
+    CHECK(options->cacert == "/ca.pem");
+    CHECK(options->timeout == std::chrono::seconds(5));
+    CHECK(options->webhooks.size() == 2);
+    CHECK(options->slack == std::vector<std::string>{"https://hooks.example/s"});
+    CHECK(options->discord == std::vector<std::string>{"https://discord.example/d"});
+    CHECK(options->alertmanager == std::vector<std::string>{"http://127.0.0.1:9093"});
+    CHECK(options->webhook_headers == std::vector<std::string>{"Authorization: ${TOKEN}"});
+    CHECK(options->webhook_secret_file == "/secret");
+    CHECK(options->from == "me@example.com");
+    CHECK(options->test);
+}
+
+TEST_CASE("there is no option that takes a password", "[options]") {
+    for (const char* option : {"--smtp-password", "--password"}) {
+        auto options = parse({option, "s3cret"});
+        REQUIRE_FALSE(options);
+        CHECK(options.error().exit_code == EX_USAGE);
+    }
+}

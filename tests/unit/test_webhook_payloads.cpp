@@ -1,0 +1,527 @@
+#include "transport/http_client.hpp"
+#include "transport/webhook_payloads.hpp"
+#include "transport/webhook_transport.hpp"
+
+#include <catch2/catch.hpp>
+#include <fcntl.h>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+using namespace crashmail;
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+namespace {
+
+// 2026-11-25T21:03:10.123Z
+const std::chrono::system_clock::time_point k_time =
+    std::chrono::sys_days{std::chrono::year{2026} / 11 / 25} + 21h + 3min + 10s + 123ms;
+
+Alert crash_alert() {
+    Alert alert;
+    alert.id = "20261125T210310.123.42.9f3c2a1b7d4e5f60";
+    alert.event_name = "PROCESS_STATE_EXITED";
+    alert.state = "EXITED";
+    alert.process = "worker_01";
+    alert.group = "grp";
+    alert.from_state = "RUNNING";
+    alert.pid = 4242;
+    alert.expected = false;
+    alert.serial = 42;
+    alert.host = "web1.example.com";
+    alert.time = k_time;
+    alert.subject = "grp:worker_01 crashed at Wed Nov 25 22:03:10 2026";
+    alert.body = "Process worker_01 in group grp exited unexpectedly (pid 4242) from state "
+                 "RUNNING\nHost: web1.example.com";
+    return alert;
+}
+
+std::function<std::optional<std::string>(const std::string&)>
+environment(std::map<std::string, std::string> values) {
+    return [values](const std::string& name) -> std::optional<std::string> {
+        auto found = values.find(name);
+        if (found == values.end()) {
+            return std::nullopt;
+        }
+        return found->second;
+    };
+}
+
+// Records every request and answers with a scripted response or failure.
+class FakeHttpClient final : public HttpClient {
+public:
+    std::vector<HttpRequest> requests;
+    std::expected<HttpResponse, Failure> answer = HttpResponse{200, std::nullopt, "ok"};
+
+    std::expected<HttpResponse, Failure> post(const HttpRequest& request) override {
+        requests.push_back(request);
+        return answer;
+    }
+};
+
+std::optional<std::string> header_value(const std::vector<std::string>& headers,
+                                        std::string_view name) {
+    for (const std::string& header : headers) {
+        auto colon = header.find(':');
+        if (colon != std::string::npos && header.substr(0, colon) == name) {
+            std::string_view value = std::string_view(header).substr(colon + 1);
+            while (!value.empty() && value.front() == ' ') {
+                value.remove_prefix(1);
+            }
+            return std::string(value);
+        }
+    }
+    return std::nullopt;
+}
+
+bool is_valid_utf8(const std::string& text) {
+    try {
+        (void)json(text).dump();
+        return true;
+    } catch (const json::exception&) {
+        return false;
+    }
+}
+
+} // namespace
+
+TEST_CASE("the webhook document carries every schema field with its type", "[webhook]") {
+    json document = webhook_document(crash_alert());
+    const std::vector<std::string> fields = {
+        "version", "id",       "event",  "state", "process", "group",   "from_state",
+        "pid",     "expected", "serial", "host",  "time",    "subject", "message"};
+    for (const std::string& field : fields) {
+        INFO(field);
+        CHECK(document.contains(field));
+    }
+    CHECK(document.size() == fields.size());
+    CHECK(document["version"] == 1);
+    CHECK(document["version"].is_number_integer());
+    CHECK(document["id"] == "20261125T210310.123.42.9f3c2a1b7d4e5f60");
+    CHECK(document["event"] == "PROCESS_STATE_EXITED");
+    CHECK(document["state"] == "EXITED");
+    CHECK(document["process"] == "worker_01");
+    CHECK(document["group"] == "grp");
+    CHECK(document["from_state"] == "RUNNING");
+    CHECK(document["pid"].is_number_integer());
+    CHECK(document["pid"] == 4242);
+    CHECK(document["expected"].is_boolean());
+    CHECK(document["expected"] == false);
+    CHECK(document["serial"].is_number_unsigned());
+    CHECK(document["serial"] == 42);
+    CHECK(document["host"] == "web1.example.com");
+    CHECK(document["time"] == "2026-11-25T21:03:10.123Z");
+    CHECK(document["subject"] == crash_alert().subject);
+    CHECK(document["message"] == crash_alert().body);
+}
+
+TEST_CASE("unknown values in the webhook document are null, not missing", "[webhook]") {
+    Alert alert = crash_alert();
+    alert.pid.reset();
+    alert.expected.reset();
+    alert.from_state.clear();
+    json document = webhook_document(alert);
+    CHECK(document.at("pid").is_null());
+    CHECK(document.at("expected").is_null());
+    CHECK(document.at("from_state").is_null());
+    CHECK(document.at("process") == "worker_01");
+}
+
+TEST_CASE("payloads serialise invalid UTF-8 as U+FFFD instead of throwing", "[webhook]") {
+    Alert alert = crash_alert();
+    alert.body = "bad \xff byte";
+    std::string body;
+    REQUIRE_NOTHROW(body = serialize_payload(webhook_document(alert)));
+    CHECK(json::parse(body)["message"] == "bad \xEF\xBF\xBD byte");
+    // Compact, as sent on the wire.
+    CHECK(body.find('\n') == std::string::npos);
+}
+
+TEST_CASE("the Slack payload has text for Mattermost and blocks for Slack", "[webhook]") {
+    Alert alert = crash_alert();
+    alert.body = "exit <code> & more";
+    json payload = slack_payload(alert);
+    REQUIRE(payload["text"].is_string());
+    CHECK_THAT(payload["text"].get<std::string>(), Catch::StartsWith(alert.subject));
+    CHECK_THAT(payload["text"].get<std::string>(), Catch::Contains("exit &lt;code&gt; &amp; more"));
+    REQUIRE(payload["blocks"].is_array());
+    CHECK(payload["blocks"][0]["type"] == "header");
+    CHECK(payload["blocks"][0]["text"]["type"] == "plain_text");
+    CHECK(payload["blocks"][0]["text"]["text"] == alert.subject);
+    CHECK(payload["blocks"][1]["text"]["text"] == "exit &lt;code&gt; &amp; more");
+    std::string dumped = payload.dump();
+    CHECK_THAT(dumped, Catch::Contains("grp:worker_01"));
+    CHECK_THAT(dumped, Catch::Contains("web1.example.com"));
+    CHECK_THAT(dumped, Catch::Contains("4242"));
+}
+
+TEST_CASE("Slack texts stay within block limits without splitting characters or entities",
+          "[webhook]") {
+    Alert alert = crash_alert();
+    alert.subject = std::string(400, 'S');
+    alert.body.clear();
+    for (int i = 0; i < 2000; ++i) {
+        alert.body += "ö<"; // 2 bytes + an entity of 4
+    }
+    json payload = slack_payload(alert);
+    std::string header = payload["blocks"][0]["text"]["text"];
+    std::string section = payload["blocks"][1]["text"]["text"];
+    CHECK(header.size() <= 150);
+    CHECK_THAT(header, Catch::EndsWith("…"));
+    CHECK(section.size() <= 3000);
+    CHECK_THAT(section, Catch::EndsWith("&lt;…") || Catch::EndsWith("ö…"));
+    CHECK(is_valid_utf8(section));
+    CHECK(payload["text"].get<std::string>().size() <= 4000);
+}
+
+TEST_CASE("the Discord payload stays within Discord's limits and mentions nobody", "[webhook]") {
+    Alert alert = crash_alert();
+    alert.subject = std::string(3000, 'x');
+    alert.body.clear();
+    for (int i = 0; i < 3000; ++i) {
+        alert.body += "é@"; // 3 bytes each
+    }
+    alert.process = "@everyone";
+    json payload = discord_payload(alert);
+    std::string content = payload["content"];
+    CHECK(content.size() <= 2000);
+    REQUIRE(payload["embeds"].size() == 1);
+    const json& embed = payload["embeds"][0];
+    std::string description = embed["description"];
+    CHECK(description.size() <= 4096);
+    CHECK(is_valid_utf8(description));
+    CHECK(embed["title"].get<std::string>().size() <= 256);
+    CHECK(embed["timestamp"] == "2026-11-25T21:03:10.123Z");
+    std::size_t total = embed["title"].get<std::string>().size() + description.size() +
+                        embed["footer"]["text"].get<std::string>().size();
+    for (const json& field : embed["fields"]) {
+        CHECK_FALSE(field["value"].get<std::string>().empty());
+        CHECK(field["value"].get<std::string>().size() <= 1024);
+        total += field["name"].get<std::string>().size() + field["value"].get<std::string>().size();
+    }
+    CHECK(total <= 6000);
+    CHECK(payload["allowed_mentions"]["parse"] == json::array());
+}
+
+TEST_CASE("a short Discord alert keeps its subject and body whole", "[webhook]") {
+    json payload = discord_payload(crash_alert());
+    CHECK(payload["content"] == crash_alert().subject);
+    CHECK(payload["embeds"][0]["title"] == crash_alert().subject);
+    CHECK(payload["embeds"][0]["description"] == crash_alert().body);
+}
+
+TEST_CASE("the Alertmanager payload is one alert with labels and annotations", "[webhook]") {
+    json payload = alertmanager_payload(crash_alert());
+    REQUIRE(payload.is_array());
+    REQUIRE(payload.size() == 1);
+    const json& alert = payload[0];
+    CHECK(alert["labels"] == json{{"alertname", "ProcessCrashed"},
+                                  {"host", "web1.example.com"},
+                                  {"group", "grp"},
+                                  {"process", "worker_01"},
+                                  {"state", "EXITED"}});
+    CHECK(alert["annotations"]["summary"] == crash_alert().subject);
+    CHECK(alert["annotations"]["description"] == crash_alert().body);
+    CHECK(alert["annotations"]["id"] == crash_alert().id);
+    for (const auto& [key, value] : alert["annotations"].items()) {
+        INFO(key);
+        CHECK(value.is_string()); // Alertmanager rejects non-string annotations
+    }
+    CHECK(alert["startsAt"] == "2026-11-25T21:03:10.123Z");
+    CHECK_FALSE(alert.contains("endsAt"));
+}
+
+TEST_CASE("the Alertmanager alert name follows the state", "[webhook]") {
+    Alert alert = crash_alert();
+    CHECK(alertmanager_alert_name(alert) == "ProcessCrashed");
+    alert.expected = true;
+    CHECK(alertmanager_alert_name(alert) == "ProcessExited");
+    alert.state = "FATAL";
+    CHECK(alertmanager_alert_name(alert) == "ProcessFatal");
+    alert.state = "BACKOFF";
+    CHECK(alertmanager_alert_name(alert) == "ProcessBackoff");
+}
+
+TEST_CASE("HMAC-SHA256 matches RFC 4231 test vectors", "[webhook]") {
+    // RFC 4231 section 4.3 (test case 2) and 4.2 (test case 1).
+    CHECK(hmac_sha256_hex("Jefe", "what do ya want for nothing?") ==
+          "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    CHECK(hmac_sha256_hex(std::string(20, '\x0b'), "Hi There") ==
+          "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+    CHECK(webhook_signature("Jefe", "what do ya want for nothing?") ==
+          "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+TEST_CASE("webhook headers are checked and expand ${VAR} from the environment", "[webhook]") {
+    auto env = environment({{"TOKEN", "s3cret"}, {"EVIL", "a\r\nX-Injected: 1"}, {"EMPTY", ""}});
+
+    auto ok = resolve_webhook_headers(
+        {"Authorization: Bearer ${TOKEN}", "X-Plain:value", "X-Dollar: $5 and ${TOKEN}!"}, env);
+    REQUIRE(ok);
+    CHECK(*ok == std::vector<std::string>{"Authorization: Bearer s3cret", "X-Plain: value",
+                                          "X-Dollar: $5 and s3cret!"});
+
+    auto unset = resolve_webhook_headers({"Authorization: Bearer ${NOPE}"}, env);
+    REQUIRE_FALSE(unset);
+    CHECK_THAT(unset.error(), Catch::Contains("NOPE") && Catch::Contains("not set"));
+
+    auto injected = resolve_webhook_headers({"X-Token: ${EVIL}"}, env);
+    REQUIRE_FALSE(injected);
+    CHECK_THAT(injected.error(), Catch::Contains("CR and LF"));
+    CHECK_THAT(injected.error(), !Catch::Contains("X-Injected")); // the value is not echoed
+
+    CHECK_FALSE(resolve_webhook_headers({"X-Token: a\r\nX-Injected: 1"}, env));
+    CHECK_FALSE(resolve_webhook_headers({"X-Token: a\nb"}, env));
+    CHECK_FALSE(resolve_webhook_headers({"Bad Name: v"}, env));
+    CHECK_FALSE(resolve_webhook_headers({"Bad(Name): v"}, env));
+    CHECK_FALSE(resolve_webhook_headers({": v"}, env));
+    CHECK_FALSE(resolve_webhook_headers({"NoColon"}, env));
+    CHECK_FALSE(resolve_webhook_headers({"X-Empty: ${EMPTY}"}, env));
+    CHECK_FALSE(resolve_webhook_headers({"X-Open: ${TOKEN"}, env));
+    CHECK_FALSE(resolve_webhook_headers({"X-Bad: ${1X}"}, env));
+    CHECK_FALSE(resolve_webhook_headers({"X-Ctl: a\x01z"}, env));
+    CHECK(resolve_webhook_headers({}, env).value().empty());
+}
+
+TEST_CASE("webhook URLs must be absolute http or https URLs", "[webhook]") {
+    CHECK(normalize_webhook_url("http://127.0.0.1:8080/hook").value() ==
+          "http://127.0.0.1:8080/hook");
+    CHECK(normalize_webhook_url("HTTPS://example.com").value() == "https://example.com/");
+    auto ftp = normalize_webhook_url("ftp://example.com/x");
+    REQUIRE_FALSE(ftp);
+    CHECK_THAT(ftp.error(), Catch::Contains("http and https"));
+    CHECK_FALSE(normalize_webhook_url("example.com/hook"));
+    CHECK_FALSE(normalize_webhook_url("http://exa mple.com/"));
+    CHECK_FALSE(normalize_webhook_url("file:///etc/passwd"));
+    CHECK_FALSE(normalize_webhook_url(""));
+}
+
+TEST_CASE("the Alertmanager endpoint is /api/v2/alerts under the base URL", "[webhook]") {
+    CHECK(alertmanager_alerts_url("http://am:9093").value() == "http://am:9093/api/v2/alerts");
+    CHECK(alertmanager_alerts_url("http://am:9093/").value() == "http://am:9093/api/v2/alerts");
+    CHECK(alertmanager_alerts_url("http://h/am/").value() == "http://h/am/api/v2/alerts");
+    CHECK(alertmanager_alerts_url("http://am:9093/api/v2/alerts").value() ==
+          "http://am:9093/api/v2/alerts");
+    CHECK(alertmanager_alerts_url("http://am:9093/api/v2/alerts/").value() ==
+          "http://am:9093/api/v2/alerts");
+    CHECK_FALSE(alertmanager_alerts_url("am:9093"));
+}
+
+TEST_CASE("HTTP answers are classified as success, transient or permanent", "[webhook]") {
+    const std::string url = "http://127.0.0.1:1/hook";
+    CHECK(classify_http_response(200, std::nullopt, "", url));
+    CHECK(classify_http_response(204, std::nullopt, "", url));
+
+    struct Row {
+        long status;
+        Failure::Kind kind;
+    };
+    for (Row row : {Row{301, Failure::Kind::permanent}, Row{400, Failure::Kind::permanent},
+                    Row{404, Failure::Kind::permanent}, Row{408, Failure::Kind::transient},
+                    Row{429, Failure::Kind::transient}, Row{500, Failure::Kind::transient},
+                    Row{503, Failure::Kind::transient}}) {
+        INFO(row.status);
+        auto result = classify_http_response(row.status, std::nullopt, "", url);
+        REQUIRE_FALSE(result);
+        CHECK(result.error().kind == row.kind);
+        CHECK_THAT(result.error().message,
+                   Catch::StartsWith(url + ": HTTP " + std::to_string(row.status)));
+        CHECK_FALSE(result.error().retry_after);
+    }
+
+    auto limited = classify_http_response(429, "120", "slow down", url);
+    REQUIRE_FALSE(limited);
+    CHECK(limited.error().retry_after == 120s);
+    CHECK(limited.error().message == url + ": HTTP 429 Too Many Requests: slow down");
+
+    auto unavailable = classify_http_response(503, "7", "", url);
+    REQUIRE_FALSE(unavailable);
+    CHECK(unavailable.error().retry_after == 7s);
+    CHECK(unavailable.error().message == url + ": HTTP 503 Service Unavailable");
+}
+
+TEST_CASE("failure messages keep the body start on one short line", "[webhook]") {
+    std::string body = "line one\r\nline two\t" + std::string(1000, 'z');
+    auto result = classify_http_response(500, std::nullopt, body, "http://h/");
+    REQUIRE_FALSE(result);
+    const std::string& message = result.error().message;
+    CHECK_THAT(message, Catch::StartsWith("http://h/: HTTP 500 Internal Server Error: line one  "
+                                          "line two "));
+    CHECK(message.find_first_of("\r\n\t") == std::string::npos);
+    CHECK(message.size() < 300);
+    CHECK_THAT(message, Catch::EndsWith("…"));
+}
+
+TEST_CASE("Retry-After is read as seconds or as an HTTP-date", "[webhook]") {
+    // Sun, 06 Nov 1994 08:49:37 GMT is 784111777.
+    auto now = std::chrono::system_clock::from_time_t(784111777 - 90);
+    CHECK(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now) == 90s);
+    CHECK(parse_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", now) == 90s);
+    CHECK(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT",
+                            std::chrono::system_clock::from_time_t(784111777 + 5)) == 0s);
+    CHECK(parse_retry_after(" 30 ", now) == 30s);
+    CHECK_FALSE(parse_retry_after("soon", now));
+    CHECK_FALSE(parse_retry_after("", now));
+    auto result = classify_http_response(429, "Sun, 06 Nov 1994 08:49:37 GMT", "", "u", now);
+    REQUIRE_FALSE(result);
+    CHECK(result.error().retry_after == 90s);
+}
+
+TEST_CASE("libcurl errors: timeouts, TLS verification and the rest", "[webhook]") {
+    CHECK(classify_curl_error(28, "Operation timed out after 2001 milliseconds", "u").kind ==
+          Failure::Kind::timeout);
+    CHECK(classify_curl_error(60, "SSL certificate problem", "u").kind == Failure::Kind::permanent);
+    CHECK(classify_curl_error(77, "error setting certificate file", "u").kind ==
+          Failure::Kind::permanent);
+    Failure refused = classify_curl_error(7, "Failed to connect to 127.0.0.1 port 1", "http://x");
+    CHECK(refused.kind == Failure::Kind::transient);
+    CHECK(refused.message == "http://x: Failed to connect to 127.0.0.1 port 1");
+    CHECK(classify_curl_error(6, "Could not resolve host", "u").kind == Failure::Kind::transient);
+    CHECK(classify_curl_error(52, "Empty reply from server", "u").kind == Failure::Kind::transient);
+}
+
+TEST_CASE("URLs in logs lose their secrets", "[webhook]") {
+    CHECK(redact_url("https://hooks.slack.com/services/T000/B000/XXXXSECRET") ==
+          "https://hooks.slack.com/services/…");
+    CHECK(redact_url("https://discord.com/api/webhooks/123/TOKEN") == "https://discord.com/api/…");
+    CHECK(redact_url("http://user:pw@127.0.0.1:8080/hook?token=abc#frag") ==
+          "http://127.0.0.1:8080/hook");
+    CHECK(redact_url("http://am:9093") == "http://am:9093");
+    CHECK(redact_url("not a url") == "<invalid URL>");
+}
+
+TEST_CASE("the secret file's first line is the secret", "[webhook]") {
+    char path[] = "/tmp/crashmail-secret-XXXXXX";
+    int fd = ::mkstemp(path);
+    REQUIRE(fd >= 0);
+    std::string content = "t0p s3cret \t\r\nsecond line\n";
+    REQUIRE(::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()));
+    ::close(fd);
+    CHECK(read_secret_file(path).value() == "t0p s3cret");
+
+    fd = ::open(path, O_WRONLY | O_TRUNC);
+    REQUIRE(fd >= 0);
+    REQUIRE(::write(fd, "  \n", 3) == 3);
+    ::close(fd);
+    auto empty = read_secret_file(path);
+    REQUIRE_FALSE(empty);
+    CHECK_THAT(empty.error(), Catch::Contains(path) && Catch::Contains("empty"));
+
+    ::unlink(path);
+    auto missing = read_secret_file(path);
+    REQUIRE_FALSE(missing);
+    CHECK(missing.error() == std::string(path) + ": No such file or directory");
+}
+
+TEST_CASE("a webhook posts the JSON document with id, user agent and headers", "[webhook]") {
+    auto client = std::make_shared<FakeHttpClient>();
+    WebhookSettings settings;
+    settings.flavor = WebhookFlavor::json;
+    settings.url = "http://127.0.0.1:8080/hook";
+    settings.headers = {"Authorization: Bearer s3cret"};
+    settings.cacert = "/etc/ca.pem";
+    settings.timeout = 7s;
+    WebhookTransport transport(settings, client);
+    CHECK(transport.name() == "webhook http://127.0.0.1:8080/hook");
+
+    Alert alert = crash_alert();
+    REQUIRE(transport.deliver(alert));
+    REQUIRE(client->requests.size() == 1);
+    const HttpRequest& request = client->requests[0];
+    CHECK(request.url == "http://127.0.0.1:8080/hook");
+    CHECK(request.content_type == "application/json");
+    CHECK(request.cacert == "/etc/ca.pem");
+    CHECK(request.timeout == 7s);
+    CHECK(json::parse(request.body) == webhook_document(alert));
+    CHECK(header_value(request.headers, "User-Agent") == "crashmail/" CRASHMAIL_VERSION);
+    CHECK(header_value(request.headers, "X-Crashmail-Id") == alert.id);
+    CHECK(header_value(request.headers, "Authorization") == "Bearer s3cret");
+    CHECK_FALSE(header_value(request.headers, "X-Crashmail-Signature"));
+}
+
+TEST_CASE("with a secret, the signature is the HMAC of the exact body sent", "[webhook]") {
+    auto client = std::make_shared<FakeHttpClient>();
+    WebhookSettings settings;
+    settings.url = "http://127.0.0.1:8080/hook";
+    settings.hmac_secret = "Jefe";
+    WebhookTransport transport(settings, client);
+    REQUIRE(transport.deliver(crash_alert()));
+    REQUIRE(client->requests.size() == 1);
+    const HttpRequest& request = client->requests[0];
+    CHECK(header_value(request.headers, "X-Crashmail-Signature") ==
+          "sha256=" + hmac_sha256_hex("Jefe", request.body));
+}
+
+TEST_CASE("Alertmanager alerts go to /api/v2/alerts under the base URL", "[webhook]") {
+    auto client = std::make_shared<FakeHttpClient>();
+    WebhookSettings settings;
+    settings.flavor = WebhookFlavor::alertmanager;
+    settings.url = "http://127.0.0.1:9093/";
+    WebhookTransport transport(settings, client);
+    CHECK(transport.target_url() == "http://127.0.0.1:9093/api/v2/alerts");
+    CHECK(transport.name() == "alertmanager http://127.0.0.1:9093/api/…");
+    REQUIRE(transport.deliver(crash_alert()));
+    REQUIRE(client->requests.size() == 1);
+    CHECK(client->requests[0].url == "http://127.0.0.1:9093/api/v2/alerts");
+    json body = json::parse(client->requests[0].body);
+    CHECK(body == alertmanager_payload(crash_alert()));
+    CHECK(header_value(client->requests[0].headers, "X-Crashmail-Id") == crash_alert().id);
+}
+
+TEST_CASE("Slack and Discord transports post their own payloads", "[webhook]") {
+    auto client = std::make_shared<FakeHttpClient>();
+    WebhookSettings settings;
+    settings.flavor = WebhookFlavor::slack;
+    settings.url = "https://hooks.slack.com/services/T/B/SECRET";
+    WebhookTransport slack(settings, client);
+    CHECK(slack.name() == "slack https://hooks.slack.com/services/…");
+    settings.flavor = WebhookFlavor::discord;
+    settings.url = "https://discord.com/api/webhooks/1/TOKEN";
+    WebhookTransport discord(settings, client);
+    REQUIRE(slack.deliver(crash_alert()));
+    REQUIRE(discord.deliver(crash_alert()));
+    REQUIRE(client->requests.size() == 2);
+    CHECK(json::parse(client->requests[0].body) == slack_payload(crash_alert()));
+    CHECK(json::parse(client->requests[1].body) == discord_payload(crash_alert()));
+    CHECK(client->requests[1].url == "https://discord.com/api/webhooks/1/TOKEN");
+}
+
+TEST_CASE("a webhook reports HTTP and connection failures with their kind", "[webhook]") {
+    auto client = std::make_shared<FakeHttpClient>();
+    WebhookSettings settings;
+    settings.url = "https://hooks.example.com/a/SECRET";
+    WebhookTransport transport(settings, client);
+
+    client->answer = HttpResponse{429, "30", "rate limited"};
+    auto limited = transport.deliver(crash_alert());
+    REQUIRE_FALSE(limited);
+    CHECK(limited.error().kind == Failure::Kind::transient);
+    CHECK(limited.error().retry_after == 30s);
+    CHECK(limited.error().message ==
+          "https://hooks.example.com/a/…: HTTP 429 Too Many Requests: rate limited");
+
+    client->answer = HttpResponse{404, std::nullopt, "no such hook"};
+    auto missing = transport.deliver(crash_alert());
+    REQUIRE_FALSE(missing);
+    CHECK(missing.error().kind == Failure::Kind::permanent);
+    CHECK_THAT(missing.error().message, !Catch::Contains("SECRET"));
+
+    client->answer = std::unexpected(Failure{Failure::Kind::timeout, "x: timed out", std::nullopt});
+    auto timed_out = transport.deliver(crash_alert());
+    REQUIRE_FALSE(timed_out);
+    CHECK(timed_out.error().kind == Failure::Kind::timeout);
+}
+
+TEST_CASE("the curl client reports a refused connection as transient", "[webhook]") {
+    // Port 1 on loopback: nothing listens there on a test machine.
+    CurlHttpClient client;
+    HttpRequest request;
+    request.url = "http://127.0.0.1:1/hook";
+    request.body = "{}";
+    request.timeout = 5s;
+    auto response = client.post(request);
+    REQUIRE_FALSE(response);
+    CHECK(response.error().kind == Failure::Kind::transient);
+    CHECK_THAT(response.error().message, Catch::StartsWith("http://127.0.0.1:1/hook: "));
+}
