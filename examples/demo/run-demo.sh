@@ -84,7 +84,20 @@ chmod +x "$demo/catch-mail"
 
 # supervisord expands %(name)s in its config: a literal % must be written %%.
 ini() { printf '%s' "$1" | sed 's/%/%%/g'; }
-listener_cmd="$(printf '%q ' "$crashmail" -p crashy -o '[demo]' -m ops@example.com \
+# Shell-style quoting that supervisord's shlex understands: plain words as they are, anything
+# else in single quotes.
+quote() {
+    local word out=()
+    for word in "$@"; do
+        if [[ $word =~ ^[A-Za-z0-9_@%+=:,./-]+$ ]]; then
+            out+=("$word")
+        else
+            out+=("'${word//\'/\'\\\'\'}'")
+        fi
+    done
+    printf '%s' "${out[*]}"
+}
+listener_cmd="$(quote "$crashmail" -p crashy -o '[demo]' -m ops@example.com \
     -s "$demo/catch-mail")"
 
 cat >"$demo/supervisord.conf" <<EOF
@@ -151,6 +164,9 @@ step "The alert crashmail delivered (as the mail system receives it):"
 echo
 sed 's/\r$//; s/^/    /' "$mail"
 echo
+
+step "What crashmail logged (its stderr):"
+sed 's/^/    /' "$demo/crashmail.stderr.log" 2>/dev/null || true
 
 step "Stopping supervisord"
 kill -TERM "$sup_pid"

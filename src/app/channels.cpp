@@ -87,7 +87,7 @@ make_channels(const Options& options, const std::string& host, const GetEnv& get
         }
         auto url = normalize_smtp_url(options.smtp_url);
         if (!url) {
-            return usage_error("--smtp '" + options.smtp_url + "': " + url.error());
+            return usage_error("--smtp: " + url.error());
         }
         SmtpSettings smtp;
         smtp.url = *url;
@@ -143,11 +143,11 @@ make_channels(const Options& options, const std::string& host, const GetEnv& get
         WebhookFlavor flavor;
         const char* option;
     };
-    for (const Kind& kind : {Kind{options.webhooks, WebhookFlavor::json, "--webhook"},
-                             Kind{options.slack, WebhookFlavor::slack, "--slack"},
-                             Kind{options.discord, WebhookFlavor::discord, "--discord"},
-                             Kind{options.alertmanager, WebhookFlavor::alertmanager,
-                                  "--alertmanager"}}) {
+    for (const Kind& kind :
+         {Kind{options.webhooks, WebhookFlavor::json, "--webhook"},
+          Kind{options.slack, WebhookFlavor::slack, "--slack"},
+          Kind{options.discord, WebhookFlavor::discord, "--discord"},
+          Kind{options.alertmanager, WebhookFlavor::alertmanager, "--alertmanager"}}) {
         for (const std::string& raw : kind.urls) {
             auto url = normalize_webhook_url(raw);
             if (!url) {

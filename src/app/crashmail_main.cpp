@@ -4,7 +4,9 @@
 #include "app/listener.hpp"
 #include "app/options.hpp"
 #include "app/self_test.hpp"
+#include "app/status.hpp"
 #include "delivery/dispatcher.hpp"
+#include "delivery/spool.hpp"
 #include "protocol/reader.hpp"
 #include "protocol/stream.hpp"
 #include "protocol/writer.hpp"
@@ -12,6 +14,8 @@
 #include "util/log.hpp"
 
 #include <csignal>
+#include <cstdlib>
+#include <cstring>
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -21,9 +25,34 @@
 namespace crashmail {
 namespace {
 
-// How long pending deliveries may go on after supervisord closes our stdin: inside
-// supervisord's default stopwaitsecs (10 s).
-constexpr std::chrono::seconds k_shutdown_grace{8};
+// How long deliveries may go on after SIGTERM or the end of input: inside supervisord's
+// default stopwaitsecs (10 s).
+constexpr std::chrono::seconds k_shutdown_grace{7};
+
+// Written by the SIGTERM/SIGINT handler; the protocol reader polls its other end.
+int g_stop_pipe[2] = {-1, -1};
+volatile std::sig_atomic_t g_stop_requested = 0;
+
+void request_stop(int) {
+    g_stop_requested = 1;
+    char byte = 1;
+    [[maybe_unused]] ssize_t ignored = ::write(g_stop_pipe[1], &byte, 1);
+}
+
+bool install_stop_handler() {
+    if (::pipe2(g_stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+        return false;
+    }
+    struct sigaction action {};
+    action.sa_handler = request_stop;
+    sigemptyset(&action.sa_mask);
+    return ::sigaction(SIGTERM, &action, nullptr) == 0 &&
+           ::sigaction(SIGINT, &action, nullptr) == 0;
+}
+
+std::filesystem::path spool_root(const Options& options) {
+    return options.spool.empty() ? default_spool_root() : std::filesystem::path(options.spool);
+}
 
 void print_stdout(const std::string& text) {
     protocol::FdSink(1).write_all(text);
@@ -76,8 +105,14 @@ int serve(const Options& options, std::vector<std::unique_ptr<Transport>> channe
                    "from a shell");
         return EX_USAGE;
     }
+    std::string listener_name = process_getenv("SUPERVISOR_PROCESS_NAME").value_or("crashmail");
+    auto spool = DirectorySpool::open(listener_spool(spool_root(options), listener_name));
+    if (!spool) {
+        log::error("spool: {}", spool.error());
+        return EX_CONFIG;
+    }
     auto fds = take_protocol_channel();
-    if (!fds) {
+    if (!fds || !install_stop_handler()) {
         log::error("cannot set up the protocol channel: {}", std::strerror(errno));
         return EX_OSERR;
     }
@@ -88,20 +123,36 @@ int serve(const Options& options, std::vector<std::unique_ptr<Transport>> channe
     settings.self_group = process_getenv("SUPERVISOR_GROUP_NAME").value_or("");
     settings.context = context;
 
-    Dispatcher dispatcher(std::move(channels));
-    log::info("started (version {}), {} channel(s), watching {}", CRASHMAIL_VERSION,
+    DispatcherSettings delivery;
+    delivery.retry.max_age = options.max_age;
+    Dispatcher dispatcher(std::move(channels), **spool, delivery);
+    log::info("started (version {}), {} channel(s), watching {}, spool {}", CRASHMAIL_VERSION,
               dispatcher.channel_count(),
-              settings.selection.watches_everything() ? std::string("every process")
-                                                      : fmt::format("{}", fmt::join(options.programs, ", ")));
-    protocol::FdSource source(fds->first);
+              settings.selection.watches_everything()
+                  ? std::string("every process")
+                  : fmt::format("{}", fmt::join(options.programs, ", ")),
+              (*spool)->directory().string());
+    if (std::size_t pending = dispatcher.recover(); pending > 0) {
+        log::info("{} alert(s) pending from an earlier run", pending);
+    }
+    protocol::FdSource source(fds->first, g_stop_pipe[0]);
     protocol::FdSink sink(fds->second);
     protocol::Reader reader(source);
     protocol::Writer writer(sink);
     Listener listener(reader, writer, std::move(settings), dispatcher);
     int status = listener.run();
-    std::size_t undelivered = dispatcher.shutdown(k_shutdown_grace);
-    log::info("stopping: {} events, {} alerts, {} deliveries unfinished", listener.events_seen(),
-              listener.alerts_raised(), undelivered);
+    if (g_stop_requested != 0) {
+        status = EX_OK; // an orderly stop, even if it cut an event short
+    }
+    log::info("stopping ({}): {} events, {} alerts; delivering for up to {} s",
+              g_stop_requested != 0 ? "signal" : "end of input", listener.events_seen(),
+              listener.alerts_raised(), k_shutdown_grace.count());
+    std::size_t left = dispatcher.shutdown(k_shutdown_grace);
+    if (left > 0) {
+        log::warning("{} deliveries left in the spool for the next start", left);
+        // A worker may still be inside a delivery: leave without running destructors under it.
+        std::_Exit(status);
+    }
     return status;
 }
 
@@ -122,6 +173,11 @@ int crashmail_main(int argc, const char* const* argv) {
         return options.error().exit_code;
     }
 
+    if (options->status) {
+        print_stdout(status_report(spool_root(*options)));
+        return EX_OK;
+    }
+
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         log::error("cannot initialise libcurl");
         return EX_SOFTWARE;
@@ -137,6 +193,7 @@ int crashmail_main(int argc, const char* const* argv) {
     if (options->test) {
         auto now = std::chrono::system_clock::now();
         Alert alert = make_test_alert(context, now, new_alert_id(now, 0));
+        // Under --test nothing is stored: the result is printed, not retried.
         SelfTestReport report = run_self_test(*channels, alert);
         for (const std::string& line : report.lines) {
             print_stdout(line + "\n");

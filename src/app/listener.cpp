@@ -2,6 +2,8 @@
 
 #include "util/log.hpp"
 
+#include <fmt/format.h>
+#include <openssl/sha.h>
 #include <sysexits.h>
 
 namespace crashmail {
@@ -28,6 +30,18 @@ std::optional<ProcessStateChange> alert_worthy(const Event& event,
         return std::nullopt;
     }
     return std::move(*change);
+}
+
+std::string event_alert_id(const Event& event) {
+    std::string identity = fmt::format("{}\n{}\n{}\n{}", event.header.server, event.header.serial,
+                                       event.header.event_name, event.payload);
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256(reinterpret_cast<const unsigned char*>(identity.data()), identity.size(), digest);
+    std::string id = fmt::format("s{}.", event.header.serial);
+    for (int i = 0; i < 8; ++i) {
+        id += fmt::format("{:02x}", digest[i]);
+    }
+    return id;
 }
 
 bool Listener::first_sight(std::uint64_t serial) {
@@ -63,14 +77,9 @@ int Listener::run() {
         if (first_sight(event.header.serial)) {
             change = alert_worthy(event, m_settings);
         }
-        if (!m_writer.ok()) {
-            log::error("cannot write to supervisord (stdout): the channel is gone");
-            return EX_IOERR;
-        }
         if (change) {
-            auto now = m_settings.now();
-            Alert alert = make_alert(event.header, *change, m_settings.context, now,
-                                     m_settings.new_id(now, event.header.serial));
+            Alert alert = make_alert(event.header, *change, m_settings.context, m_settings.now(),
+                                     m_settings.alert_id(event));
             ++m_alerts;
             log::info("{} {} unexpectedly (pid {}, from state {}): alert {}",
                       display_name(alert.group, alert.process),
@@ -78,6 +87,10 @@ int Listener::run() {
                       alert.pid ? std::to_string(*alert.pid) : "unknown", alert.from_state,
                       alert.id);
             m_sink.submit(alert);
+        }
+        if (!m_writer.ok()) {
+            log::error("cannot write to supervisord (stdout): the channel is gone");
+            return EX_IOERR;
         }
     }
 }

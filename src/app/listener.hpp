@@ -17,6 +17,12 @@
 
 namespace crashmail {
 
+// The id of the alert an event raises: "s<serial>.<16 hex digits of SHA-256 over the
+// server, serial, event name and payload>". supervisord redelivers an event it got no answer
+// for (crashmail killed mid-event) with the same serial and payload, so the redelivered
+// alert has the same id, the same Message-ID and the same webhook idempotency key.
+std::string event_alert_id(const Event& event);
+
 struct ListenerSettings {
     Selection selection;
     // crashmail's own process (SUPERVISOR_PROCESS_NAME / SUPERVISOR_GROUP_NAME): its events
@@ -25,8 +31,7 @@ struct ListenerSettings {
     std::string self_group;
     AlertContext context;
     std::function<std::chrono::system_clock::time_point()> now = std::chrono::system_clock::now;
-    std::function<std::string(std::chrono::system_clock::time_point, std::uint64_t)> new_id =
-        new_alert_id;
+    std::function<std::string(const Event&)> alert_id = event_alert_id;
 };
 
 // Returns the state change if `event` should raise an alert under `settings`: a
@@ -42,8 +47,9 @@ public:
              AlertSink& sink)
         : m_reader(reader), m_writer(writer), m_settings(std::move(settings)), m_sink(sink) {}
 
-    // Serves events until the input ends. Every event read is answered "RESULT 2\nOK" before
-    // its alert is handed to the sink. Returns EX_OK at end of input, EX_PROTOCOL when the
+    // Serves events until the input ends. An event's alert is handed to the sink (which
+    // stores it durably) before the event is answered "RESULT 2\nOK"; every event is
+    // answered OK. Returns EX_OK at end of input, EX_PROTOCOL when the
     // input cannot be parsed (the stream is out of step; supervisord restarts the listener),
     // EX_IOERR when the channel to supervisord is gone. Never throws.
     int run();

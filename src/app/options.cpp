@@ -1,5 +1,7 @@
 #include "app/options.hpp"
 
+#include "delivery/retry_policy.hpp"
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <sysexits.h>
@@ -183,6 +185,22 @@ std::expected<Options, OptionsExit> parse_options(int argc, const char* const* a
         ->check(CLI::Range(1, 3600))
         ->group(network);
 
+    const char* outbox = "Outbox (alerts are kept until delivered)";
+    app.add_option("--spool", options.spool,
+                   "Keep undelivered alerts under DIR/<listener name> (default: "
+                   "/var/spool/crashmail if writable, else $XDG_STATE_HOME/crashmail)")
+        ->type_name("DIR")
+        ->group(outbox);
+    std::string max_age = "24h";
+    app.add_option("--max-age", max_age,
+                   "Retry a failed delivery for up to DURATION (30s, 10m, 24h, 2d; "
+                   "default: 24h), then move the alert to failed/")
+        ->type_name("DURATION")
+        ->group(outbox);
+    app.add_flag("--status", options.status,
+                 "List the pending and failed alerts in the spool and exit")
+        ->group(outbox);
+
     const char* other = "Other";
     app.add_flag("--test", options.test,
                  "Send one test alert through every channel now, print one line per channel, "
@@ -207,6 +225,14 @@ std::expected<Options, OptionsExit> parse_options(int argc, const char* const* a
         return std::unexpected(OptionsExit{EX_OK, {}, {}, true});
     }
     options.timeout = std::chrono::seconds(timeout_seconds);
+    auto parsed_age = parse_duration(max_age);
+    if (!parsed_age) {
+        return std::unexpected(
+            OptionsExit{EX_USAGE,
+                        {},
+                        "--max-age: '" + max_age + "' is not a duration like 30s, 10m, 24h or 2d"});
+    }
+    options.max_age = *parsed_age;
     options.sendmail_given = app.count("--sendmail_program") > 0;
     for (const std::string& email : raw_emails) {
         std::string address = trim(email);

@@ -41,8 +41,13 @@ struct Options {
     std::vector<std::string> webhook_headers; // "Name: value", value may hold ${VAR}
     std::string webhook_secret_file;
 
+    // Outbox.
+    std::string spool;                   // --spool DIR; empty: default_spool_root()
+    std::chrono::seconds max_age{86400}; // --max-age: give up retrying after this
+
     // Modes.
-    bool test = false; // --test: send one test alert through every channel and exit
+    bool test = false;   // --test: send one test alert through every channel and exit
+    bool status = false; // --status: list pending and failed alerts in the spool and exit
 
     // Positional arguments superlance accepted and ignored (its URL argument).
     std::vector<std::string> ignored_arguments;
@@ -50,9 +55,9 @@ struct Options {
 
 // What parse_options() returns when it does not return options.
 struct OptionsExit {
-    int exit_code;       // 0 for --help and --version, 64 (EX_USAGE) for errors
-    std::string output;  // text for stdout (help, version)
-    std::string message; // error text for stderr, without the "crashmail: error: " prefix
+    int exit_code;             // 0 for --help and --version, 64 (EX_USAGE) for errors
+    std::string output;        // text for stdout (help, version)
+    std::string message;       // error text for stderr, without the "crashmail: error: " prefix
     bool show_version = false; // --version: the caller prints the versions it links
 };
 

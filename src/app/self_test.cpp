@@ -32,8 +32,8 @@ SelfTestReport run_self_test(const std::vector<std::unique_ptr<Transport>>& chan
     results.reserve(channels.size());
     for (const auto& channel : channels) {
         Transport* transport = channel.get();
-        results.push_back(
-            std::async(std::launch::async, [transport, &alert] { return transport->deliver(alert); }));
+        results.push_back(std::async(std::launch::async,
+                                     [transport, &alert] { return transport->deliver(alert); }));
     }
     SelfTestReport report{{}, EX_OK};
     for (std::size_t i = 0; i < channels.size(); ++i) {
@@ -42,7 +42,8 @@ SelfTestReport run_self_test(const std::vector<std::unique_ptr<Transport>>& chan
             report.lines.push_back("ok    " + channels[i]->name());
             continue;
         }
-        report.lines.push_back("error " + channels[i]->name() + ": " + result.error().describe());
+        // Failure messages start with the channel's address already.
+        report.lines.push_back("error " + result.error().describe());
         if (!result.error().retryable()) {
             report.exit_code = EX_UNAVAILABLE;
         } else if (report.exit_code == EX_OK) {

@@ -17,8 +17,8 @@ Alert make_test_alert(const AlertContext& context, std::chrono::system_clock::ti
 
 // Delivers `alert` through every channel at once (each in its own thread, so a slow channel
 // does not delay the others' verdicts) and returns one line per channel, in channel order:
-// "ok    <name>" or "error <name>: <failure> (<kind>)". `exit_code` is EX_OK when all
-// succeeded, EX_UNAVAILABLE when any failure was permanent, else EX_TEMPFAIL.
+// "ok    <name>" or "error <failure, which names the channel> (<kind>)". `exit_code` is EX_OK when
+// all succeeded, EX_UNAVAILABLE when any failure was permanent, else EX_TEMPFAIL.
 struct SelfTestReport {
     std::vector<std::string> lines;
     int exit_code;

@@ -3,88 +3,348 @@
 #include "util/log.hpp"
 
 #include <condition_variable>
-#include <deque>
-#include <mutex>
+#include <fmt/format.h>
+#include <openssl/sha.h>
+#include <queue>
+#include <random>
 #include <thread>
+#include <unordered_set>
 
 namespace crashmail {
+namespace {
 
-// Shared by the dispatcher and the worker's thread, so a worker still stuck in a delivery
-// after shutdown() can be detached safely.
+using Clock = std::chrono::system_clock;
+
+// Unsaved records are alerts the disk refused; past this many, the oldest is dropped.
+constexpr std::size_t k_unsaved_limit = 10000;
+
+struct Task {
+    Clock::time_point due;
+    std::string id;
+    bool operator>(const Task& other) const { return due > other.due; }
+};
+
+std::string seconds_text(std::chrono::milliseconds delay) {
+    return fmt::format("{:.1f} s", static_cast<double>(delay.count()) / 1000.0);
+}
+
+} // namespace
+
+std::string channel_key(const Transport& channel) {
+    std::string identity = channel.identity();
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256(reinterpret_cast<const unsigned char*>(identity.data()), identity.size(), digest);
+    std::string key;
+    for (int i = 0; i < 8; ++i) {
+        key += fmt::format("{:02x}", digest[i]);
+    }
+    return key;
+}
+
 struct Dispatcher::Worker {
+    Dispatcher* dispatcher = nullptr;
     std::unique_ptr<Transport> transport;
+    std::string key;
     std::string name;
-    std::size_t queue_limit = 0;
 
     std::mutex mutex;
     std::condition_variable changed;
-    std::deque<Alert> queue;
+    std::priority_queue<Task, std::vector<Task>, std::greater<>> tasks;
+    std::unordered_set<std::string> queued; // ids in `tasks` or in flight
+    bool overflowed = false;                // the store holds work not in `tasks`
     bool busy = false;
     bool stopping = false;
     std::thread thread;
 
+    // Queues `id` unless it is already queued. Returns false when the queue is full (the
+    // work stays in the store); `force` queues anyway (records held only in memory).
+    bool push(Task task, std::size_t limit, bool force) {
+        if (queued.contains(task.id)) {
+            return true;
+        }
+        if (!force && tasks.size() >= limit) {
+            overflowed = true;
+            return false;
+        }
+        queued.insert(task.id);
+        tasks.push(std::move(task));
+        changed.notify_all();
+        return true;
+    }
+
+    bool has_due_work() const { return !tasks.empty() && tasks.top().due <= Clock::now(); }
+
     void run() {
         std::unique_lock lock(mutex);
-        for (;;) {
-            changed.wait(lock, [&] { return stopping || !queue.empty(); });
-            if (queue.empty() || stopping) {
-                return;
+        while (!stopping) {
+            if (tasks.empty() && overflowed) {
+                overflowed = false;
+                lock.unlock();
+                dispatcher->refill(*this);
+                lock.lock();
+                continue;
             }
-            Alert alert = std::move(queue.front());
-            queue.pop_front();
+            if (tasks.empty()) {
+                changed.wait(lock, [&] { return stopping || !tasks.empty() || overflowed; });
+                continue;
+            }
+            if (!has_due_work()) {
+                changed.wait_until(lock, tasks.top().due);
+                continue;
+            }
+            Task task = tasks.top();
+            tasks.pop();
             busy = true;
+            auto alert = pending_alert(task.id);
+            if (!alert) {
+                busy = false;
+                queued.erase(task.id);
+                continue;
+            }
             lock.unlock();
-            deliver(alert);
+            auto result = transport->deliver(*alert);
             lock.lock();
             busy = false;
             changed.notify_all();
+            if (stopping) {
+                // The dispatcher may be gone: leave the record pending for the next start.
+                return;
+            }
+            queued.erase(task.id);
+            if (auto retry_at = dispatcher->record_outcome(task.id, *this, result)) {
+                push(Task{*retry_at, task.id}, std::numeric_limits<std::size_t>::max(), true);
+            }
         }
     }
 
-    void deliver(const Alert& alert) {
-        auto started = std::chrono::steady_clock::now();
-        auto result = transport->deliver(alert);
-        auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::steady_clock::now() - started)
-                          .count();
-        if (result) {
-            log::info("delivered alert {} ({}) via {} in {} ms", alert.id,
-                      display_name(alert.group, alert.process), name, millis);
-        } else {
-            log::error("{}: alert {} ({}) not delivered: {}", name, alert.id,
-                       display_name(alert.group, alert.process), result.error().describe());
+    // The alert `id` if this channel still has to deliver it. Called with `mutex` held, so
+    // the dispatcher cannot be stopped and destroyed meanwhile.
+    std::optional<Alert> pending_alert(const std::string& id) {
+        auto record = dispatcher->load(id);
+        if (!record) {
+            log::error("{}: cannot read alert {} from the spool: {}", name, id, record.error());
+            return std::nullopt;
         }
+        if (!record->has_value()) {
+            return std::nullopt; // settled and removed meanwhile
+        }
+        auto state = (*record)->channels.find(key);
+        if (state != (*record)->channels.end() &&
+            state->second.status != ChannelState::Status::pending) {
+            return std::nullopt;
+        }
+        return std::move((*record)->alert);
     }
 };
 
-Dispatcher::Dispatcher(std::vector<std::unique_ptr<Transport>> channels, std::size_t queue_limit) {
+Dispatcher::Dispatcher(std::vector<std::unique_ptr<Transport>> channels, AlertStore& store,
+                       DispatcherSettings settings)
+    : m_store(store), m_settings(std::move(settings)) {
+    if (!m_settings.jitter) {
+        m_settings.jitter = [] {
+            static thread_local std::mt19937_64 random{std::random_device{}()};
+            return std::uniform_real_distribution<double>(-1.0, 1.0)(random);
+        };
+    }
     for (auto& channel : channels) {
         auto worker = std::make_shared<Worker>();
+        worker->dispatcher = this;
+        worker->key = channel_key(*channel);
         worker->name = channel->name();
         worker->transport = std::move(channel);
-        worker->queue_limit = queue_limit;
-        worker->thread = std::thread([worker] { worker->run(); });
         m_workers.push_back(std::move(worker));
+    }
+    for (auto& worker : m_workers) {
+        worker->thread = std::thread([worker] { worker->run(); });
     }
 }
 
-Dispatcher::~Dispatcher() { shutdown(std::chrono::milliseconds(0)); }
+Dispatcher::~Dispatcher() {
+    shutdown(std::chrono::milliseconds(0));
+}
 
 void Dispatcher::submit(const Alert& alert) {
     if (m_stopped) {
+        log::error("alert {} ({}) arrived while stopping; not delivered", alert.id,
+                   display_name(alert.group, alert.process));
         return;
+    }
+    AlertRecord record;
+    record.alert = alert;
+    for (const auto& worker : m_workers) {
+        record.channels[worker->key].name = worker->name;
+    }
+    bool in_memory = false;
+    {
+        // The same event delivered again (supervisord redelivers an event whose answer
+        // it did not get) has the same id: keep the record and its progress.
+        std::lock_guard lock(m_records_mutex);
+        auto existing = m_store.load(alert.id);
+        if (existing && existing->has_value()) {
+            log::info("alert {} is already in the outbox", alert.id);
+        } else if (auto saved = m_store.save(record); !saved) {
+            log::error("cannot store alert {} in the spool ({}); delivering it from memory, "
+                       "it is lost if crashmail stops first",
+                       alert.id, saved.error());
+            if (m_unsaved.size() >= k_unsaved_limit) {
+                log::error("{} alerts held in memory; dropping alert {}", m_unsaved.size(),
+                           m_unsaved.begin()->first);
+                m_unsaved.erase(m_unsaved.begin());
+            }
+            m_unsaved[alert.id] = record;
+            in_memory = true;
+        }
     }
     for (auto& worker : m_workers) {
         std::lock_guard lock(worker->mutex);
-        if (worker->queue.size() >= worker->queue_limit) {
-            log::error("{}: queue full ({} alerts), dropping alert {} ({})", worker->name,
-                       worker->queue.size(), worker->queue.front().id,
-                       display_name(worker->queue.front().group, worker->queue.front().process));
-            worker->queue.pop_front();
-        }
-        worker->queue.push_back(alert);
-        worker->changed.notify_all();
+        worker->push(Task{Clock::now(), alert.id}, m_settings.queue_limit, in_memory);
     }
+}
+
+std::size_t Dispatcher::refill(Worker& worker) {
+    std::size_t found = 0;
+    m_store.scan_pending([&](const std::string& id) {
+        {
+            std::lock_guard lock(worker.mutex);
+            if (worker.stopping) {
+                return false;
+            }
+            if (worker.queued.contains(id)) {
+                return true;
+            }
+        }
+        std::expected<std::optional<AlertRecord>, std::string> record;
+        {
+            std::lock_guard lock(m_records_mutex);
+            record = m_store.load(id);
+        }
+        if (!record) {
+            log::error("{}: skipping unreadable spool entry: {}", worker.name, record.error());
+            return true;
+        }
+        if (!record->has_value()) {
+            return true;
+        }
+        ++found;
+        auto state = (*record)->channels.find(worker.key);
+        Clock::time_point due = Clock::now();
+        if (state != (*record)->channels.end()) {
+            if (state->second.status != ChannelState::Status::pending) {
+                return true;
+            }
+            due = std::max(due, state->second.next_attempt);
+        }
+        std::lock_guard lock(worker.mutex);
+        return worker.push(Task{due, id}, m_settings.queue_limit, false);
+    });
+    return found;
+}
+
+std::size_t Dispatcher::recover() {
+    std::size_t found = 0;
+    for (auto& worker : m_workers) {
+        found = std::max(found, refill(*worker));
+    }
+    return found;
+}
+
+std::expected<std::optional<AlertRecord>, std::string> Dispatcher::load(const std::string& id) {
+    std::lock_guard lock(m_records_mutex);
+    if (auto unsaved = m_unsaved.find(id); unsaved != m_unsaved.end()) {
+        return std::optional<AlertRecord>(unsaved->second);
+    }
+    return m_store.load(id);
+}
+
+std::optional<Clock::time_point>
+Dispatcher::record_outcome(const std::string& id, const Worker& worker,
+                           const std::expected<void, Failure>& result) {
+    std::lock_guard lock(m_records_mutex);
+    auto unsaved = m_unsaved.find(id);
+    bool in_memory = unsaved != m_unsaved.end();
+    AlertRecord record;
+    if (in_memory) {
+        record = unsaved->second;
+    } else {
+        auto loaded = m_store.load(id);
+        if (!loaded || !loaded->has_value()) {
+            log::error("{}: alert {} vanished from the spool: {}", worker.name, id,
+                       loaded ? std::string("no such record") : loaded.error());
+            return std::nullopt;
+        }
+        record = std::move(**loaded);
+    }
+    const Alert& alert = record.alert;
+    std::string who = display_name(alert.group, alert.process);
+    ChannelState& state = record.channels[worker.key];
+    state.name = worker.name;
+    ++state.attempts;
+    std::optional<Clock::time_point> retry_at;
+    if (result) {
+        state.status = ChannelState::Status::delivered;
+        state.last_error.clear();
+        log::info("delivered alert {} ({}) via {}{}", alert.id, who, worker.name,
+                  state.attempts > 1 ? fmt::format(" on attempt {}", state.attempts) : "");
+    } else {
+        const Failure& failure = result.error();
+        state.last_error = failure.describe();
+        auto now = Clock::now();
+        if (!failure.retryable()) {
+            state.status = ChannelState::Status::failed;
+            log::error("{}: alert {} ({}) failed permanently: {}", worker.name, alert.id, who,
+                       state.last_error);
+        } else {
+            auto delay = retry_delay(m_settings.retry, state.attempts, failure.retry_after,
+                                     m_settings.jitter());
+            auto next = now + delay;
+            if (past_max_age(m_settings.retry, alert.time, next)) {
+                state.status = ChannelState::Status::failed;
+                state.last_error += fmt::format("; gave up after {} attempts", state.attempts);
+                log::error("{}: alert {} ({}) failed: {}", worker.name, alert.id, who,
+                           state.last_error);
+            } else {
+                state.next_attempt = next;
+                retry_at = next;
+                log::warning("{}: alert {} ({}) attempt {} failed: {}; retrying in {}", worker.name,
+                             alert.id, who, state.attempts, state.last_error, seconds_text(delay));
+            }
+        }
+    }
+
+    // Channels of an earlier configuration that are gone do not hold a record back.
+    bool settled = true;
+    for (const auto& [key, channel] : record.channels) {
+        bool configured = false;
+        for (const auto& candidate : m_workers) {
+            configured = configured || candidate->key == key;
+        }
+        if (configured && channel.status == ChannelState::Status::pending) {
+            settled = false;
+        }
+    }
+    if (in_memory) {
+        if (settled) {
+            m_unsaved.erase(id);
+        } else {
+            unsaved->second = record;
+        }
+        return retry_at;
+    }
+    std::expected<void, std::string> stored;
+    if (!settled) {
+        stored = m_store.save(record);
+    } else if (record.delivered_everywhere()) {
+        stored = m_store.remove(id);
+    } else {
+        stored = m_store.fail(record);
+        if (stored) {
+            log::error("alert {} ({}) moved to failed/ in the spool", id, who);
+        }
+    }
+    if (!stored) {
+        log::error("cannot update alert {} in the spool: {}", id, stored.error());
+    }
+    return retry_at;
 }
 
 std::size_t Dispatcher::shutdown(std::chrono::milliseconds grace) {
@@ -93,31 +353,24 @@ std::size_t Dispatcher::shutdown(std::chrono::milliseconds grace) {
     }
     m_stopped = true;
     auto deadline = std::chrono::steady_clock::now() + grace;
-    std::size_t undelivered = 0;
+    std::size_t left = 0;
     for (auto& worker : m_workers) {
         std::unique_lock lock(worker->mutex);
         worker->changed.wait_until(lock, deadline,
-                                   [&] { return worker->queue.empty() && !worker->busy; });
-        undelivered += worker->queue.size() + (worker->busy ? 1 : 0);
-        for (const Alert& alert : worker->queue) {
-            log::error("{}: alert {} ({}) not delivered: stopping", worker->name, alert.id,
-                       display_name(alert.group, alert.process));
-        }
-        if (worker->busy) {
-            log::error("{}: stopping while a delivery is still in progress", worker->name);
-        }
-        worker->queue.clear();
+                                   [&] { return !worker->busy && !worker->has_due_work(); });
+        left += worker->tasks.size() + (worker->busy ? 1 : 0);
         worker->stopping = true;
-        bool finished = !worker->busy;
+        bool busy = worker->busy;
         worker->changed.notify_all();
         lock.unlock();
-        if (finished) {
-            worker->thread.join();
-        } else {
+        if (busy) {
+            log::warning("{}: stopping while a delivery is in progress", worker->name);
             worker->thread.detach();
+        } else {
+            worker->thread.join();
         }
     }
-    return undelivered;
+    return left;
 }
 
 } // namespace crashmail

@@ -1,50 +1,91 @@
 #pragma once
-// Hands alerts from the event loop to the channels. Each channel has its own worker thread
-// and queue, so the event loop never waits for a delivery and a slow or dead channel never
-// delays another.
+// Hands alerts from the event loop to the channels, durably. submit() writes the alert to
+// the outbox (AlertStore) and returns; each channel has its own worker thread that delivers
+// due alerts, retries transient failures with backoff, and settles the record (removed when
+// delivered everywhere, moved to failed/ when a channel gave up). The event loop never waits
+// for a delivery, and a slow or dead channel never delays another.
 
 #include "alert/alert.hpp"
+#include "delivery/alert_record.hpp"
+#include "delivery/retry_policy.hpp"
+#include "delivery/spool.hpp"
 #include "transport/transport.hpp"
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <string>
 #include <vector>
 
 namespace crashmail {
 
-// Where the event loop puts alerts. submit() must return at once.
+// Where the event loop puts alerts.
 class AlertSink {
 public:
     virtual ~AlertSink() = default;
+    // Takes responsibility for `alert`: when this returns, the alert is stored durably (or,
+    // when storage failed, held in memory and the failure logged). Never waits for delivery.
     virtual void submit(const Alert& alert) = 0;
+};
+
+// A stable key for a channel in stored records: 16 hex digits of SHA-256 over its
+// identity(), so that the same channel is recognised after a restart.
+std::string channel_key(const Transport& channel);
+
+struct DispatcherSettings {
+    RetryPolicy retry;
+    // Deliveries each channel keeps queued in memory; the rest wait in the store and are
+    // read back in when the queue runs dry, so memory does not grow with the backlog.
+    std::size_t queue_limit = 1000;
+    // Returns a number in [-1, 1] for the backoff's jitter; uniform random by default.
+    std::function<double()> jitter;
 };
 
 class Dispatcher final : public AlertSink {
 public:
-    // Takes the channels and starts one worker per channel. `queue_limit` bounds each
-    // channel's queue: when full, the oldest queued alert is dropped with an error line.
-    explicit Dispatcher(std::vector<std::unique_ptr<Transport>> channels,
-                        std::size_t queue_limit = 10000);
-    // Same as shutdown(0): never blocks on a delivery in progress.
+    // Starts one worker per channel. `store` must outlive the dispatcher.
+    Dispatcher(std::vector<std::unique_ptr<Transport>> channels, AlertStore& store,
+               DispatcherSettings settings = {});
+    // Same as shutdown(0).
     ~Dispatcher() override;
 
     Dispatcher(const Dispatcher&) = delete;
     Dispatcher& operator=(const Dispatcher&) = delete;
 
-    // Queues the alert for every channel. Never blocks on delivery.
     void submit(const Alert& alert) override;
 
-    // Stops taking alerts and waits up to `grace` for the queues to drain. Returns the
-    // number of deliveries (alert x channel) that did not complete; each is logged. Workers
-    // still busy after `grace` are left to finish or die with the process.
+    // Queues what the store holds from an earlier run. Returns the number of records found.
+    std::size_t recover();
+
+    // Takes no more alerts; lets the workers deliver what is due for up to `grace`, then
+    // stops them. Returns the number of deliveries (alert x channel) left pending; they stay
+    // in the store for the next start. A worker still inside a delivery is detached.
     std::size_t shutdown(std::chrono::milliseconds grace);
 
     std::size_t channel_count() const { return m_workers.size(); }
 
 private:
     struct Worker;
+    friend struct Worker;
+
+    // Reads a record from memory (when the store failed) or the store.
+    std::expected<std::optional<AlertRecord>, std::string> load(const std::string& id);
+    // Records the outcome of one delivery and settles the record when no channel is pending.
+    // Returns when to try again, if the channel is still pending.
+    std::optional<std::chrono::system_clock::time_point>
+    record_outcome(const std::string& id, const Worker& worker,
+                   const std::expected<void, Failure>& result);
+    // Queues up to the queue limit of the store's pending deliveries for `worker`.
+    std::size_t refill(Worker& worker);
+
+    AlertStore& m_store;
+    DispatcherSettings m_settings;
     std::vector<std::shared_ptr<Worker>> m_workers;
+    std::mutex m_records_mutex; // one record update at a time: read, change, write
+    std::map<std::string, AlertRecord> m_unsaved; // records the store could not take
     bool m_stopped = false;
 };
 

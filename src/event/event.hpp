@@ -10,8 +10,8 @@
 namespace crashmail {
 
 struct EventHeader {
-    std::string version;    // "3.0"
-    std::string server;     // supervisord's identifier (free text)
+    std::string version; // "3.0"
+    std::string server;  // supervisord's identifier (free text)
     std::uint64_t serial = 0;
     std::string pool;
     std::uint64_t pool_serial = 0;

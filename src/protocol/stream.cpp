@@ -3,11 +3,28 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <poll.h>
 #include <unistd.h>
 
 namespace crashmail::protocol {
 
 std::ptrdiff_t FdSource::read_some(char* buffer, std::size_t size) {
+    if (m_stop_fd >= 0) {
+        pollfd fds[2] = {{m_fd, POLLIN, 0}, {m_stop_fd, POLLIN, 0}};
+        for (;;) {
+            int ready = ::poll(fds, 2, -1);
+            if (ready < 0 && errno == EINTR) {
+                continue;
+            }
+            if (ready < 0) {
+                return -1;
+            }
+            break;
+        }
+        if (fds[1].revents != 0) {
+            return 0;
+        }
+    }
     for (;;) {
         ssize_t n = ::read(m_fd, buffer, size);
         if (n < 0 && errno == EINTR) {

@@ -23,14 +23,17 @@ public:
     virtual bool write_all(std::string_view bytes) = 0;
 };
 
-// A file descriptor, not owned. read_some() retries on EINTR.
+// A file descriptor, not owned. read_some() retries on EINTR. When `stop_fd` is given,
+// read_some() reports end of input as soon as `stop_fd` becomes readable (a self-pipe
+// written by a signal handler), so a blocked read can be interrupted for an orderly stop.
 class FdSource final : public ByteSource {
 public:
-    explicit FdSource(int fd) : m_fd(fd) {}
+    explicit FdSource(int fd, int stop_fd = -1) : m_fd(fd), m_stop_fd(stop_fd) {}
     std::ptrdiff_t read_some(char* buffer, std::size_t size) override;
 
 private:
     int m_fd;
+    int m_stop_fd;
 };
 
 // A file descriptor, not owned. write_all() retries on EINTR and short writes.

@@ -14,6 +14,8 @@ std::string_view Failure::kind_name() const {
     return "transient";
 }
 
-std::string Failure::describe() const { return message + " (" + std::string(kind_name()) + ")"; }
+std::string Failure::describe() const {
+    return message + " (" + std::string(kind_name()) + ")";
+}
 
 } // namespace crashmail

@@ -19,7 +19,7 @@ struct Failure {
         permanent, // will fail again: 5xx SMTP, authentication, TLS verification, 4xx HTTP
     };
     Kind kind = Kind::transient;
-    std::string message; // what failed and what the peer said, one line
+    std::string message;                             // what failed and what the peer said, one line
     std::optional<std::chrono::seconds> retry_after; // HTTP Retry-After, when given
 
     bool retryable() const { return kind != Kind::permanent; }
@@ -34,6 +34,9 @@ public:
     virtual ~Transport() = default;
     // A short name for logs: "sendmail", "smtp://mail.example.com:587", "webhook http://...".
     virtual std::string name() const = 0;
+    // What makes this channel this channel (its full address, unredacted): the outbox keys
+    // stored delivery states by a hash of it. Never logged.
+    virtual std::string identity() const { return name(); }
     // Delivers one alert, blocking at most the transport's time limit.
     virtual std::expected<void, Failure> deliver(const Alert& alert) = 0;
 };

@@ -286,10 +286,14 @@ std::string WebhookTransport::name() const {
     return std::string(flavor_name(m_settings.flavor)) + " " + m_display_url;
 }
 
+std::string WebhookTransport::identity() const {
+    return std::string(flavor_name(m_settings.flavor)) + " " + m_target_url;
+}
+
 HttpRequest WebhookTransport::build_request(const Alert& alert) const {
     HttpRequest request;
     request.url = m_target_url;
-    request.display_url = m_display_url;
+    request.display_url = name(); // failures name the channel: "slack https://…"
     request.body = webhook_body(m_settings.flavor, alert);
     request.content_type = "application/json";
     request.cacert = m_settings.cacert;
@@ -315,8 +319,7 @@ std::expected<void, Failure> WebhookTransport::deliver(const Alert& alert) {
     if (response->retry_after) {
         retry_after = *response->retry_after;
     }
-    return classify_http_response(response->status, retry_after, response->body_start,
-                                  m_display_url);
+    return classify_http_response(response->status, retry_after, response->body_start, name());
 }
 
 } // namespace crashmail

@@ -37,11 +37,16 @@ public:
     // "<flavor> <redacted URL>", e.g. "slack https://hooks.slack.com/services/…".
     std::string name() const override;
 
+    // "<flavor> <full target URL>": unredacted, so two Slack hooks on the same host differ.
+    // Never logged (Transport::identity()).
+    std::string identity() const override;
+
     // Posts the flavour's payload for `alert` once. Sends Content-Type: application/json,
     // User-Agent: crashmail/<version>, X-Crashmail-Id: <alert id> (an idempotency key: a
     // retried delivery carries the same id), X-Crashmail-Signature: sha256=<hex> when a
     // secret is set (HMAC-SHA256 of the exact body bytes), then the user's headers.
-    // Returns a Failure classified by classify_http_response()/classify_curl_error().
+    // Returns a Failure classified by classify_http_response()/classify_curl_error(), its
+    // message starting with name(): "slack https://hooks.slack.com/services/…: HTTP 404 ...".
     std::expected<void, Failure> deliver(const Alert& alert) override;
 
     // The URL requests go to: settings.url, or for Alertmanager its /api/v2/alerts endpoint.

@@ -3,7 +3,6 @@
 // emitted with a single write(2), so lines from several threads never interleave.
 
 #include <fmt/core.h>
-
 #include <string_view>
 
 namespace crashmail::log {

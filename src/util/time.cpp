@@ -41,9 +41,9 @@ std::string rfc3339_utc(TimePoint time) {
     std::time_t t = std::chrono::system_clock::to_time_t(time);
     std::tm tm{};
     ::gmtime_r(&t, &tm);
-    auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(time.time_since_epoch())
-                      .count() %
-                  1000;
+    auto millis =
+        std::chrono::duration_cast<std::chrono::milliseconds>(time.time_since_epoch()).count() %
+        1000;
     if (millis < 0) {
         millis += 1000;
     }

@@ -149,7 +149,11 @@ class _UnixTransport(xmlrpc.client.Transport):
         self._timeout = timeout
 
     def make_connection(self, host):
-        return _UnixHTTPConnection(self._path, self._timeout)
+        # Kept in _connection (as the base class does) so that close() closes it, also when
+        # a request fails.
+        if self._connection[1] is None:
+            self._connection = host, _UnixHTTPConnection(self._path, self._timeout)
+        return self._connection[1]
 
 
 # --------------------------------------------------------------------------- sections
@@ -448,8 +452,15 @@ serverurl=unix://{d}/sup.sock
 
     def wait_listener_idle(self, listener: str, at_least: int, timeout: float = 30) -> int:
         """Waits until LISTENER has been sent at least `at_least` events and has answered every
-        event sent to it; returns the number answered."""
+        event sent to it; returns the number answered. Fails at once when supervisord logs a
+        protocol error for it (bad result line, UNKNOWN state, rejected event)."""
+        broken = re.compile(r"%s: (bad result line|has entered the UNKNOWN state|event was "
+                            r"rejected|event caused an error)" % re.escape(listener))
+
         def idle():
+            m = broken.search(self.log())
+            if m:  # it will never answer again (or spins): fail now, not at the timeout
+                raise AssertionError("listener %s broke the protocol: %s" % (listener, m.group(0)))
             sent, done = self.events_sent(listener), self.events_processed(listener)
             return done if sent >= at_least and done == sent else None
         try:

@@ -14,6 +14,7 @@ import email.utils
 import os
 import re
 import subprocess
+import sys
 import time
 import unittest
 
@@ -256,7 +257,7 @@ class TestMode(unittest.TestCase):
             done, elapsed = run_test_mode(["-m", "ops@example.com", "--smtp", server.url,
                                            "--timeout", "2"], timeout=60)
             accepted = server.accepted
-        sys_stderr_note("silent server: --timeout 2 gave up after %.2f s" % elapsed)
+        sys.stderr.write("note: silent server: --timeout 2 gave up after %.2f s\n" % elapsed)
         self.assertEqual(done.returncode, EX_TEMPFAIL, done.stdout + done.stderr)
         line = self.assert_one_result_line(done, "error", server.url)
         self.assertIn("(timeout)", line)
@@ -284,12 +285,6 @@ class TestMode(unittest.TestCase):
         self.assertIn("(permanent)", line)
 
 
-def sys_stderr_note(text):
-    import sys
-    sys.stderr.write("note: %s\n" % text)
-    sys.stderr.flush()
-
-
 class DoneWhen(unittest.TestCase):
     """A real supervisord; crashmail -a -m ops@example.com --smtp ... --smtp-user ops
     --cacert ca.pem with the password in the listener's environment=, against a STARTTLS +
@@ -314,7 +309,8 @@ class DoneWhen(unittest.TestCase):
                 time.sleep(1.0)  # an extra (duplicate) mail would arrive by now
                 messages = sink.messages
                 stderr = sup.listener_stderr("cm")
-                conf = open(sup.conf_path).read()
+                with open(sup.conf_path) as f:
+                    conf = f.read()
                 self.assertEqual(sup.state("cm"), "RUNNING")
                 log = sup.log()
         self.assertEqual(len(messages), 2, "one mail per crash expected; listener stderr:\n"

@@ -46,7 +46,7 @@ TEST_CASE("nothing to deliver to is a usage error naming the options", "[channel
     CHECK_THAT(channels.error().message, Catch::Contains("-m"));
 }
 
-TEST_CASE("-m alone delivers through the sendmail command", "[channels]") {
+TEST_CASE("mail without SMTP delivers through the sendmail command", "[channels]") {
     auto channels = make_channels(mail_to("ops@example.com"), "host", environment({}));
     REQUIRE(channels);
     REQUIRE(channels->size() == 1);
@@ -81,7 +81,7 @@ TEST_CASE("the sender defaults to crashmail@host", "[channels]") {
     CHECK(sender_address(options, "web1.example.com") == "alerts@example.com");
 }
 
-TEST_CASE("--smtp needs recipients and excludes -s", "[channels]") {
+TEST_CASE("SMTP needs recipients and excludes -s", "[channels]") {
     Options options;
     options.smtp_url = "smtp://127.0.0.1:2525";
     auto no_rcpt = make_channels(options, "host", environment({}));
@@ -95,7 +95,7 @@ TEST_CASE("--smtp needs recipients and excludes -s", "[channels]") {
     CHECK_THAT(both.error().message, Catch::Contains("not both"));
 }
 
-TEST_CASE("--smtp-user needs a password from the environment or a file", "[channels]") {
+TEST_CASE("an SMTP user needs a password from the environment or a file", "[channels]") {
     Options options = mail_to("ops@example.com");
     options.smtp_url = "smtp://127.0.0.1:2525";
     options.smtp_user = "ops";
@@ -128,7 +128,7 @@ TEST_CASE("SMTP options without --smtp are a usage error", "[channels]") {
     CHECK(channels.error().exit_code == EX_USAGE);
 }
 
-TEST_CASE("a bad --smtp URL is a usage error naming it", "[channels]") {
+TEST_CASE("a bad SMTP URL is a usage error naming it", "[channels]") {
     Options options = mail_to("ops@example.com");
     options.smtp_url = "http://mail.example.com";
     auto channels = make_channels(options, "host", environment({}));

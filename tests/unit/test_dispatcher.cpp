@@ -1,26 +1,31 @@
 #include "delivery/dispatcher.hpp"
+#include "fake_store.hpp"
 
-#include <atomic>
 #include <catch2/catch.hpp>
 #include <condition_variable>
+#include <deque>
+#include <fmt/format.h>
 #include <mutex>
+#include <thread>
 
 using namespace crashmail;
+using crashmail::testing::FakeStore;
 using namespace std::chrono_literals;
 
 namespace {
 
-// A channel that records what it was asked to deliver, and can be held at a gate.
+// A channel that records what it was asked to deliver, answers with scripted results, and
+// can be held at a gate.
 struct FakeChannel final : public Transport {
     struct State {
         std::mutex mutex;
         std::condition_variable changed;
-        std::vector<std::string> delivered;
+        std::vector<std::string> delivered; // every attempt, in order
         std::size_t started = 0;
         bool gate_open = true;
-        bool fail = false;
+        std::deque<std::expected<void, Failure>> script; // empty: success
     };
-    explicit FakeChannel(std::shared_ptr<State> state, std::string label)
+    FakeChannel(std::shared_ptr<State> state, std::string label)
         : m_state(std::move(state)), m_label(std::move(label)) {}
     std::string name() const override { return m_label; }
     std::expected<void, Failure> deliver(const Alert& alert) override {
@@ -30,20 +35,31 @@ struct FakeChannel final : public Transport {
         m_state->changed.wait(lock, [&] { return m_state->gate_open; });
         m_state->delivered.push_back(alert.id);
         m_state->changed.notify_all();
-        if (m_state->fail) {
-            return std::unexpected(Failure{Failure::Kind::permanent, "refused", std::nullopt});
+        if (m_state->script.empty()) {
+            return {};
         }
-        return {};
+        auto result = m_state->script.front();
+        m_state->script.pop_front();
+        return result;
     }
     std::shared_ptr<State> m_state;
     std::string m_label;
 };
+
+std::unexpected<Failure> transient(std::string message = "421 try later") {
+    return std::unexpected(Failure{Failure::Kind::transient, std::move(message), std::nullopt});
+}
+
+std::unexpected<Failure> permanent(std::string message = "550 no such user") {
+    return std::unexpected(Failure{Failure::Kind::permanent, std::move(message), std::nullopt});
+}
 
 Alert alert(std::string id) {
     Alert a;
     a.id = std::move(id);
     a.process = "p";
     a.group = "p";
+    a.time = std::chrono::system_clock::now();
     return a;
 }
 
@@ -52,97 +68,277 @@ bool wait_for(const std::shared_ptr<FakeChannel::State>& state, std::size_t coun
     return state->changed.wait_for(lock, 10s, [&] { return state->delivered.size() >= count; });
 }
 
+template <typename Predicate> bool eventually(Predicate predicate) {
+    for (int i = 0; i < 1000; ++i) {
+        if (predicate()) {
+            return true;
+        }
+        std::this_thread::sleep_for(10ms);
+    }
+    return false;
+}
+
+DispatcherSettings fast_retries() {
+    DispatcherSettings settings;
+    settings.retry.first_delay = 20ms;
+    settings.retry.max_delay = 100s;
+    settings.jitter = [] { return 0.0; };
+    return settings;
+}
+
+struct Channels {
+    std::vector<std::unique_ptr<Transport>> list;
+    std::shared_ptr<FakeChannel::State> add(std::string label) {
+        auto state = std::make_shared<FakeChannel::State>();
+        list.push_back(std::make_unique<FakeChannel>(state, std::move(label)));
+        return state;
+    }
+};
+
 } // namespace
 
-TEST_CASE("every channel receives every alert, in order", "[dispatcher]") {
-    auto a = std::make_shared<FakeChannel::State>();
-    auto b = std::make_shared<FakeChannel::State>();
-    std::vector<std::unique_ptr<Transport>> channels;
-    channels.push_back(std::make_unique<FakeChannel>(a, "a"));
-    channels.push_back(std::make_unique<FakeChannel>(b, "b"));
-    Dispatcher dispatcher(std::move(channels));
+TEST_CASE("every channel receives every alert, and the record is removed after", "[dispatcher]") {
+    FakeStore store;
+    Channels channels;
+    auto a = channels.add("a");
+    auto b = channels.add("b");
+    Dispatcher dispatcher(std::move(channels.list), store, fast_retries());
     dispatcher.submit(alert("1"));
     dispatcher.submit(alert("2"));
     REQUIRE(wait_for(a, 2));
     REQUIRE(wait_for(b, 2));
+    REQUIRE(eventually([&] { return store.pending_count() == 0; }));
     CHECK(dispatcher.shutdown(5s) == 0);
     CHECK(a->delivered == std::vector<std::string>{"1", "2"});
     CHECK(b->delivered == std::vector<std::string>{"1", "2"});
+    CHECK(store.failed.empty());
+}
+
+TEST_CASE("the alert is stored before submit returns", "[dispatcher]") {
+    FakeStore store;
+    Channels channels;
+    auto held = channels.add("held");
+    held->gate_open = false;
+    Dispatcher dispatcher(std::move(channels.list), store, fast_retries());
+    dispatcher.submit(alert("1"));
+    REQUIRE(store.pending_count() == 1);
+    CHECK(store.pending.at("1").channels.size() == 1);
+    CHECK(store.pending.at("1").channels.begin()->second.name == "held");
+    {
+        std::lock_guard lock(held->mutex);
+        held->gate_open = true;
+    }
+    held->changed.notify_all();
+    REQUIRE(wait_for(held, 1));
+    CHECK(dispatcher.shutdown(5s) == 0);
 }
 
 TEST_CASE("a stuck channel does not delay another channel", "[dispatcher]") {
-    auto stuck = std::make_shared<FakeChannel::State>();
+    FakeStore store;
+    Channels channels;
+    auto stuck = channels.add("stuck");
     stuck->gate_open = false;
-    auto healthy = std::make_shared<FakeChannel::State>();
-    std::vector<std::unique_ptr<Transport>> channels;
-    channels.push_back(std::make_unique<FakeChannel>(stuck, "stuck"));
-    channels.push_back(std::make_unique<FakeChannel>(healthy, "healthy"));
-    Dispatcher dispatcher(std::move(channels));
-    dispatcher.submit(alert("1"));
-    dispatcher.submit(alert("2"));
+    auto healthy = channels.add("healthy");
+    auto dispatcher = std::make_unique<Dispatcher>(std::move(channels.list), store, fast_retries());
+    dispatcher->submit(alert("1"));
+    dispatcher->submit(alert("2"));
     REQUIRE(wait_for(healthy, 2));
     CHECK(stuck->delivered.empty());
-    // The stuck channel holds one delivery in progress and one queued.
-    CHECK(dispatcher.shutdown(50ms) == 2);
+    // The stuck channel holds one delivery in progress and one queued: both stay pending.
+    CHECK(dispatcher->shutdown(50ms) == 2);
+    dispatcher.reset();
+    CHECK(store.pending_count() == 2);
     {
         std::lock_guard lock(stuck->mutex);
         stuck->gate_open = true;
     }
     stuck->changed.notify_all();
-    REQUIRE(wait_for(stuck, 1)); // the detached worker finishes its delivery safely
+    REQUIRE(wait_for(stuck, 1)); // the detached worker finishes without touching the dispatcher
 }
 
-TEST_CASE("submit does not wait for delivery", "[dispatcher]") {
-    auto held = std::make_shared<FakeChannel::State>();
-    held->gate_open = false;
-    std::vector<std::unique_ptr<Transport>> channels;
-    channels.push_back(std::make_unique<FakeChannel>(held, "held"));
-    Dispatcher dispatcher(std::move(channels));
-    for (int i = 0; i < 100; ++i) {
-        dispatcher.submit(alert(std::to_string(i)));
-    }
-    {
-        std::lock_guard lock(held->mutex);
-        CHECK(held->delivered.empty());
-        held->gate_open = true;
-    }
-    held->changed.notify_all();
-    REQUIRE(wait_for(held, 100));
-    CHECK(dispatcher.shutdown(5s) == 0);
-}
-
-TEST_CASE("a full queue drops its oldest alert, not the newest", "[dispatcher]") {
-    auto held = std::make_shared<FakeChannel::State>();
-    held->gate_open = false;
-    std::vector<std::unique_ptr<Transport>> channels;
-    channels.push_back(std::make_unique<FakeChannel>(held, "held"));
-    Dispatcher dispatcher(std::move(channels), 2);
+TEST_CASE("a transient failure is retried until delivered, once per channel", "[dispatcher]") {
+    FakeStore store;
+    Channels channels;
+    auto flaky = channels.add("flaky");
+    flaky->script = {transient(), transient()};
+    auto healthy = channels.add("healthy");
+    Dispatcher dispatcher(std::move(channels.list), store, fast_retries());
     dispatcher.submit(alert("1"));
-    {
-        std::unique_lock lock(held->mutex);
-        REQUIRE(held->changed.wait_for(lock, 10s, [&] { return held->started == 1; }));
-    }
-    dispatcher.submit(alert("2"));
-    dispatcher.submit(alert("3"));
-    dispatcher.submit(alert("4")); // the queue holds two: "2" goes
-    {
-        std::lock_guard lock(held->mutex);
-        held->gate_open = true;
-    }
-    held->changed.notify_all();
-    REQUIRE(wait_for(held, 3));
+    REQUIRE(wait_for(flaky, 3));
+    REQUIRE(eventually([&] { return store.pending_count() == 0; }));
     CHECK(dispatcher.shutdown(5s) == 0);
-    CHECK(held->delivered == std::vector<std::string>{"1", "3", "4"});
+    CHECK(flaky->delivered == std::vector<std::string>{"1", "1", "1"});
+    CHECK(healthy->delivered == std::vector<std::string>{"1"}); // not repeated
+    CHECK(store.failed.empty());
 }
 
-TEST_CASE("a failed delivery is logged and the worker goes on", "[dispatcher]") {
-    auto failing = std::make_shared<FakeChannel::State>();
-    failing->fail = true;
-    std::vector<std::unique_ptr<Transport>> channels;
-    channels.push_back(std::make_unique<FakeChannel>(failing, "failing"));
-    Dispatcher dispatcher(std::move(channels));
+TEST_CASE("while retrying, the record keeps attempts, next attempt and the last error",
+          "[dispatcher]") {
+    FakeStore store;
+    Channels channels;
+    auto down = channels.add("down");
+    down->script = {transient("connection refused")};
+    auto settings = fast_retries();
+    settings.retry.first_delay = 60s;
+    Dispatcher dispatcher(std::move(channels.list), store, settings);
+    auto before = std::chrono::system_clock::now();
     dispatcher.submit(alert("1"));
-    dispatcher.submit(alert("2"));
-    REQUIRE(wait_for(failing, 2));
+    REQUIRE(wait_for(down, 1));
+    REQUIRE(eventually([&] {
+        std::lock_guard lock(store.mutex);
+        return store.pending.at("1").channels.begin()->second.attempts == 1;
+    }));
+    {
+        std::lock_guard lock(store.mutex);
+        const ChannelState& state = store.pending.at("1").channels.begin()->second;
+        CHECK(state.status == ChannelState::Status::pending);
+        CHECK(state.last_error == "connection refused (transient)");
+        CHECK(state.next_attempt >= before + 59s);
+    }
+    CHECK(dispatcher.shutdown(50ms) == 1); // the retry is not due: left for the next start
+    CHECK(store.pending_count() == 1);
+}
+
+TEST_CASE("a permanent failure moves the alert to failed with the reason", "[dispatcher]") {
+    FakeStore store;
+    Channels channels;
+    auto refusing = channels.add("refusing");
+    refusing->script = {permanent()};
+    auto healthy = channels.add("healthy");
+    Dispatcher dispatcher(std::move(channels.list), store, fast_retries());
+    dispatcher.submit(alert("1"));
+    REQUIRE(eventually([&] {
+        std::lock_guard lock(store.mutex);
+        return store.failed.size() == 1;
+    }));
     CHECK(dispatcher.shutdown(5s) == 0);
+    CHECK(refusing->delivered.size() == 1);
+    CHECK(store.pending.empty());
+    const AlertRecord& record = store.failed.at("1");
+    int delivered = 0;
+    int failed = 0;
+    for (const auto& [key, state] : record.channels) {
+        if (state.status == ChannelState::Status::failed) {
+            ++failed;
+            CHECK(state.last_error == "550 no such user (permanent)");
+        } else if (state.status == ChannelState::Status::delivered) {
+            ++delivered;
+        }
+    }
+    CHECK(delivered == 1);
+    CHECK(failed == 1);
+}
+
+TEST_CASE("past the maximum age a transient failure gives up", "[dispatcher]") {
+    FakeStore store;
+    Channels channels;
+    auto down = channels.add("down");
+    down->script = {transient(), transient(), transient(), transient(), transient()};
+    auto settings = fast_retries();
+    settings.retry.max_age = 1s;
+    settings.retry.first_delay = 300ms;
+    Dispatcher dispatcher(std::move(channels.list), store, settings);
+    dispatcher.submit(alert("1"));
+    REQUIRE(eventually([&] {
+        std::lock_guard lock(store.mutex);
+        return store.failed.size() == 1;
+    }));
+    CHECK(dispatcher.shutdown(5s) == 0);
+    const ChannelState& state = store.failed.at("1").channels.begin()->second;
+    CHECK(state.status == ChannelState::Status::failed);
+    CHECK_THAT(state.last_error, Catch::Contains("gave up after"));
+    CHECK(down->delivered.size() >= 2);
+    CHECK(down->delivered.size() <= 3);
+}
+
+TEST_CASE("when the store refuses a write the alert is still delivered from memory",
+          "[dispatcher]") {
+    FakeStore store;
+    store.refuse_writes = true;
+    Channels channels;
+    auto a = channels.add("a");
+    a->script = {transient()};
+    Dispatcher dispatcher(std::move(channels.list), store, fast_retries());
+    dispatcher.submit(alert("1"));
+    REQUIRE(wait_for(a, 2));
+    CHECK(dispatcher.shutdown(5s) == 0);
+    CHECK(store.pending.empty());
+}
+
+TEST_CASE("a redelivered event's alert does not restart its deliveries", "[dispatcher]") {
+    FakeStore store;
+    Channels channels;
+    auto a = channels.add("a");
+    a->gate_open = false;
+    Dispatcher dispatcher(std::move(channels.list), store, fast_retries());
+    dispatcher.submit(alert("1"));
+    dispatcher.submit(alert("1"));
+    CHECK(store.saves == 1);
+    {
+        std::lock_guard lock(a->mutex);
+        a->gate_open = true;
+    }
+    a->changed.notify_all();
+    REQUIRE(wait_for(a, 1));
+    REQUIRE(eventually([&] { return store.pending_count() == 0; }));
+    CHECK(dispatcher.shutdown(5s) == 0);
+    CHECK(a->delivered.size() == 1);
+}
+
+TEST_CASE("recover delivers what an earlier run left pending, skipping channels done",
+          "[dispatcher]") {
+    FakeStore store;
+    Channels channels;
+    auto a = channels.add("a");
+    auto b = channels.add("b");
+    // An earlier run delivered "old" through b only.
+    AlertRecord old;
+    old.alert = alert("old");
+    old.channels[channel_key(*channels.list[0])].name = "a";
+    old.channels[channel_key(*channels.list[1])].status = ChannelState::Status::delivered;
+    store.pending["old"] = old;
+    Dispatcher dispatcher(std::move(channels.list), store, fast_retries());
+    CHECK(dispatcher.recover() == 1);
+    REQUIRE(wait_for(a, 1));
+    REQUIRE(eventually([&] { return store.pending_count() == 0; }));
+    CHECK(dispatcher.shutdown(5s) == 0);
+    CHECK(a->delivered == std::vector<std::string>{"old"});
+    CHECK(b->delivered.empty());
+}
+
+TEST_CASE("a backlog larger than the queue is read back from the store", "[dispatcher]") {
+    FakeStore store;
+    Channels channels;
+    auto a = channels.add("a");
+    a->gate_open = false;
+    auto settings = fast_retries();
+    settings.queue_limit = 3;
+    Dispatcher dispatcher(std::move(channels.list), store, settings);
+    for (int i = 0; i < 10; ++i) {
+        dispatcher.submit(alert(fmt::format("{:02}", i)));
+    }
+    CHECK(store.pending_count() == 10); // all stored, only some queued in memory
+    {
+        std::lock_guard lock(a->mutex);
+        a->gate_open = true;
+    }
+    a->changed.notify_all();
+    REQUIRE(wait_for(a, 10));
+    REQUIRE(eventually([&] { return store.pending_count() == 0; }));
+    CHECK(dispatcher.shutdown(5s) == 0);
+    std::vector<std::string> sorted = a->delivered;
+    std::sort(sorted.begin(), sorted.end());
+    CHECK(std::unique(sorted.begin(), sorted.end()) == sorted.end()); // each exactly once
+    CHECK(sorted.size() == 10);
+    CHECK(store.scans >= 1);
+}
+
+TEST_CASE("channel keys are stable and differ between channels", "[dispatcher]") {
+    Channels channels;
+    channels.add("smtp://a:25");
+    channels.add("smtp://b:25");
+    channels.add("smtp://a:25");
+    CHECK(channel_key(*channels.list[0]) == channel_key(*channels.list[2]));
+    CHECK(channel_key(*channels.list[0]) != channel_key(*channels.list[1]));
+    CHECK(channel_key(*channels.list[0]).size() == 16);
 }

@@ -51,7 +51,9 @@ ListenerSettings watch(bool any, std::vector<std::string> patterns = {}) {
     settings.selection = Selection(any, std::move(parsed));
     settings.context = AlertContext{"host.example.com", ""};
     settings.now = [] { return std::chrono::system_clock::time_point(std::chrono::seconds(1)); };
-    settings.new_id = [](auto, std::uint64_t serial) { return "id-" + std::to_string(serial); };
+    settings.alert_id = [](const Event& event) {
+        return "id-" + std::to_string(event.header.serial);
+    };
     return settings;
 }
 
@@ -115,7 +117,7 @@ TEST_CASE("the answer stream stays in step when input arrives a byte at a time",
     CHECK(result.alerts.size() == 29);
 }
 
-TEST_CASE("-p filters: only selected processes alert", "[listener]") {
+TEST_CASE("program patterns filter: only selected processes alert", "[listener]") {
     std::string input = exited_event(1, "crashy", "crashy") + exited_event(2, "other", "other") +
                         exited_event(3, "worker_00", "grp") + exited_event(4, "worker_01", "grp");
     SECTION("by process name") {
@@ -153,11 +155,10 @@ TEST_CASE("events about crashmail's own process are ignored", "[listener]") {
     CHECK(result.alerts[0].process == "x");
 }
 
-TEST_CASE("an event redelivered with the same serial is answered but alerts once",
-          "[listener]") {
+TEST_CASE("an event redelivered with the same serial is answered but alerts once", "[listener]") {
     std::string event = exited_event(7, "crashy", "crashy");
-    auto result = run(event + exited_event(7, "crashy", "crashy", 0, "otherpool") + event,
-                      watch(true));
+    auto result =
+        run(event + exited_event(7, "crashy", "crashy", 0, "otherpool") + event, watch(true));
     CHECK(result.answered == answers(3));
     CHECK(result.alerts.size() == 1);
 }
@@ -186,8 +187,7 @@ TEST_CASE("the alert carries the event's facts and the injected id and time", "[
 }
 
 TEST_CASE("a non-ASCII process name is counted in characters and kept intact", "[listener]") {
-    auto result = run(exited_event(3, "wörker", "wörker") + exited_event(4, "b", "b"),
-                      watch(true));
+    auto result = run(exited_event(3, "wörker", "wörker") + exited_event(4, "b", "b"), watch(true));
     CHECK(result.status == EX_OK);
     CHECK(result.answered == answers(2));
     REQUIRE(result.alerts.size() == 2);
@@ -238,4 +238,41 @@ TEST_CASE("alert_worthy needs EXITED with expected:0", "[listener]") {
     auto change = alert_worthy(crash, settings);
     REQUIRE(change);
     CHECK(change->process_name == "tx y:z");
+}
+
+TEST_CASE("an event's alert id is the same when supervisord redelivers it", "[listener]") {
+    Event event{{"3.0", "supervisor", 20, "crashmail", 20, "PROCESS_STATE_EXITED", 0},
+                "processname:crasher groupname:crasher from_state:RUNNING expected:0 pid:7008"};
+    Event again = event;
+    again.header.pool = "otherpool";
+    again.header.pool_serial = 3;
+    CHECK(event_alert_id(event) == event_alert_id(again));
+    CHECK_THAT(event_alert_id(event), Catch::Matches("s20\\.[0-9a-f]{16}"));
+    Event other = event;
+    other.payload = "processname:crasher groupname:crasher from_state:RUNNING expected:0 pid:7009";
+    CHECK(event_alert_id(other) != event_alert_id(event));
+}
+
+// A sink that records the protocol bytes already answered when each alert arrives.
+class OrderSink final : public AlertSink {
+public:
+    explicit OrderSink(const protocol::StringSink& out) : m_out(out) {}
+    void submit(const Alert&) override { answered_at_submit.push_back(m_out.data()); }
+    std::vector<std::string> answered_at_submit;
+
+private:
+    const protocol::StringSink& m_out;
+};
+
+TEST_CASE("an alert is handed to the outbox before its event is answered", "[listener]") {
+    protocol::StringSource source(exited_event(1, "a", "a"));
+    protocol::StringSink out;
+    protocol::Reader reader(source);
+    protocol::Writer writer(out);
+    OrderSink sink(out);
+    Listener listener(reader, writer, watch(true), sink);
+    CHECK(listener.run() == EX_OK);
+    REQUIRE(sink.answered_at_submit.size() == 1);
+    CHECK(sink.answered_at_submit[0] == "READY\n");
+    CHECK(out.data() == answers(1));
 }

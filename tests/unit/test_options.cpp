@@ -17,8 +17,8 @@ auto parse(std::vector<const char*> args) {
 } // namespace
 
 TEST_CASE("superlance's short options keep their meaning", "[options]") {
-    auto options = parse({"-p", "web", "-p", "grp:worker_01", "-a", "-m", "ops@example.com",
-                          "-o", "[prod]", "-s", "/usr/bin/mymailer -t"});
+    auto options = parse({"-p", "web", "-p", "grp:worker_01", "-a", "-m", "ops@example.com", "-o",
+                          "[prod]", "-s", "/usr/bin/mymailer -t"});
     REQUIRE(options);
     CHECK(options->programs == std::vector<std::string>{"web", "grp:worker_01"});
     CHECK(options->any);
@@ -50,7 +50,7 @@ TEST_CASE("defaults match superlance", "[options]") {
     CHECK(options->starttls == "auto");
 }
 
-TEST_CASE("-m takes repeats and comma-separated lists, trimmed", "[options]") {
+TEST_CASE("mail addresses take repeats and comma-separated lists, trimmed", "[options]") {
     auto options = parse({"-m", "a@example.com, b@example.com", "--email", "c@example.com,"});
     REQUIRE(options);
     CHECK(options->emails ==
@@ -77,19 +77,19 @@ TEST_CASE("unknown options and bad values are usage errors (64)", "[options]") {
     }
 }
 
-TEST_CASE("--help returns the grouped help text with exit 0", "[options]") {
+TEST_CASE("help returns the grouped help text with exit 0", "[options]") {
     auto options = parse({"--help"});
     REQUIRE_FALSE(options);
     CHECK(options.error().exit_code == 0);
     const std::string& help = options.error().output;
-    for (const char* text : {"-p,--program", "-a,--any", "-m,--email", "-o,--optionalheader",
-                             "-s,--sendmail_program", "--smtp", "--webhook", "--alertmanager",
-                             "--test", "CRASHMAIL_SMTP_PASSWORD"}) {
+    for (const char* text :
+         {"-p,--program", "-a,--any", "-m,--email", "-o,--optionalheader", "-s,--sendmail_program",
+          "--smtp", "--webhook", "--alertmanager", "--test", "CRASHMAIL_SMTP_PASSWORD"}) {
         CHECK_THAT(help, Catch::Contains(text));
     }
 }
 
-TEST_CASE("--help fits in 80 columns", "[options]") {
+TEST_CASE("help fits in 80 columns", "[options]") {
     auto options = parse({"-h"});
     REQUIRE_FALSE(options);
     std::string_view help = options.error().output;
@@ -105,7 +105,7 @@ TEST_CASE("--help fits in 80 columns", "[options]") {
     }
 }
 
-TEST_CASE("--version asks the caller to print versions", "[options]") {
+TEST_CASE("version asks the caller to print versions", "[options]") {
     auto options = parse({"--version"});
     REQUIRE_FALSE(options);
     CHECK(options.error().exit_code == 0);
@@ -113,13 +113,34 @@ TEST_CASE("--version asks the caller to print versions", "[options]") {
 }
 
 TEST_CASE("network and webhook options are collected", "[options]") {
-    auto options = parse({"-m", "ops@example.com", "--smtp", "smtps://mail.example.com",
-                          "--smtp-user", "ops", "--starttls", "required", "--cacert", "/ca.pem",
-                          "--timeout", "5", "--webhook", "http://127.0.0.1:1/a", "--webhook",
-                          "http://127.0.0.1:1/b", "--slack", "https://hooks.example/s",
-                          "--discord", "https://discord.example/d", "--alertmanager",
-                          "http://127.0.0.1:9093", "--webhook-header", "Authorization: ${TOKEN}",
-                          "--webhook-secret-file", "/secret", "--from", "me@example.com",
+    auto options = parse({"-m",
+                          "ops@example.com",
+                          "--smtp",
+                          "smtps://mail.example.com",
+                          "--smtp-user",
+                          "ops",
+                          "--starttls",
+                          "required",
+                          "--cacert",
+                          "/ca.pem",
+                          "--timeout",
+                          "5",
+                          "--webhook",
+                          "http://127.0.0.1:1/a",
+                          "--webhook",
+                          "http://127.0.0.1:1/b",
+                          "--slack",
+                          "https://hooks.example/s",
+                          "--discord",
+                          "https://discord.example/d",
+                          "--alertmanager",
+                          "http://127.0.0.1:9093",
+                          "--webhook-header",
+                          "Authorization: ${TOKEN}",
+                          "--webhook-secret-file",
+                          "/secret",
+                          "--from",
+                          "me@example.com",
                           "--test"});
     REQUIRE(options);
     CHECK(options->smtp_url == "smtps://mail.example.com");

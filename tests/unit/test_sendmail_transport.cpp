@@ -148,6 +148,15 @@ std::vector<int> group_members_after_grace(int group) {
     return members;
 }
 
+// The number of file descriptors open in this process.
+std::size_t open_fd_count() {
+    std::size_t count = 0;
+    for ([[maybe_unused]] const auto& entry : fs::directory_iterator("/proc/self/fd")) {
+        ++count;
+    }
+    return count;
+}
+
 double seconds_since(std::chrono::steady_clock::time_point start) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -333,7 +342,7 @@ TEST_CASE("a command that does not read its input does not hurt the caller", "[s
     CHECK(no_children_left());
 }
 
-TEST_CASE("big input and big output at once do not deadlock; the first 8 KiB are kept",
+TEST_CASE("big input and big output at once do not deadlock, and the first 8 KiB are kept",
           "[subprocess]") {
     const std::string input = varied_input(1024 * 1024);
     const auto start = std::chrono::steady_clock::now();
@@ -408,6 +417,7 @@ TEST_CASE("on timeout the whole process group is killed and nothing is left behi
 
 TEST_CASE("commands run from several threads at once stay separate", "[subprocess]") {
     constexpr int k_threads = 8;
+    const std::size_t fds_before = open_fd_count();
     std::vector<std::string> inputs;
     for (int i = 0; i < k_threads; ++i) {
         inputs.push_back(std::string(4000, static_cast<char>('a' + i)) + std::to_string(i));
@@ -433,6 +443,7 @@ TEST_CASE("commands run from several threads at once stay separate", "[subproces
         CHECK(results[i].output == inputs[i]);
     }
     CHECK(no_children_left());
+    CHECK(open_fd_count() == fds_before); // pipes and pidfds all closed
 }
 
 // ---- classification and messages ----------------------------------------------------------

@@ -1,7 +1,18 @@
+#include "alert/mail_message.hpp"
 #include "transport/smtp_transport.hpp"
 
+#include <algorithm>
+#include <arpa/inet.h>
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <map>
+#include <netinet/in.h>
+#include <poll.h>
 #include <string>
+#include <sys/socket.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
 
 using crashmail::classify_smtp_failure;
 using crashmail::Failure;
@@ -184,4 +195,268 @@ TEST_CASE("SMTP transport refuses bad settings before connecting", "[smtp]") {
     const auto nobody_result = crashmail::SmtpTransport(nobody).deliver(alert);
     REQUIRE_FALSE(nobody_result.has_value());
     CHECK_THAT(nobody_result.error().message, Catch::Contains("no recipients"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Against a scripted SMTP server on 127.0.0.1 (one connection, every wait bounded).
+
+namespace {
+
+class ScriptedSmtpServer {
+public:
+    // `replies` maps a command verb ("EHLO", "MAIL", "RCPT", "DATA", "." for the end of the
+    // data, "QUIT") to the reply text to send, CRLF-separated lines without the final CRLF.
+    using Replies = std::map<std::string, std::string>;
+
+    explicit ScriptedSmtpServer(Replies replies) : m_replies(std::move(replies)) {
+        m_listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        REQUIRE(m_listener >= 0);
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        address.sin_port = 0;
+        REQUIRE(::bind(m_listener, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+        REQUIRE(::listen(m_listener, 1) == 0);
+        socklen_t length = sizeof address;
+        REQUIRE(::getsockname(m_listener, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+        m_port = ntohs(address.sin_port);
+        m_thread = std::thread([this] { serve(); });
+    }
+
+    ~ScriptedSmtpServer() {
+        if (m_thread.joinable()) {
+            m_thread.join();
+        }
+        ::close(m_listener);
+    }
+
+    ScriptedSmtpServer(const ScriptedSmtpServer&) = delete;
+    ScriptedSmtpServer& operator=(const ScriptedSmtpServer&) = delete;
+
+    std::string url() const { return "smtp://127.0.0.1:" + std::to_string(m_port); }
+
+    // Waits for the session to end; returns every command line received (outside DATA).
+    std::vector<std::string> commands() {
+        finish();
+        return m_commands;
+    }
+
+    // Waits for the session to end; returns the DATA bytes as sent, with the final ".\r\n".
+    std::string data() {
+        finish();
+        return m_data;
+    }
+
+private:
+    static constexpr int k_wait_ms = 10000;
+
+    void finish() {
+        if (m_thread.joinable()) {
+            m_thread.join();
+        }
+    }
+
+    std::string reply_for(const std::string& verb, const std::string& fallback) const {
+        const auto found = m_replies.find(verb);
+        return found != m_replies.end() ? found->second : fallback;
+    }
+
+    static bool send_all(int fd, const std::string& text) {
+        std::size_t sent = 0;
+        while (sent < text.size()) {
+            const ssize_t n = ::send(fd, text.data() + sent, text.size() - sent, MSG_NOSIGNAL);
+            if (n <= 0) {
+                return false;
+            }
+            sent += static_cast<std::size_t>(n);
+        }
+        return true;
+    }
+
+    // Reads until `buffer` holds `terminator`; false on timeout, EOF or error.
+    static bool read_until(int fd, std::string& buffer, std::string_view terminator) {
+        while (buffer.find(terminator) == std::string::npos) {
+            pollfd watch{fd, POLLIN, 0};
+            if (::poll(&watch, 1, k_wait_ms) <= 0) {
+                return false;
+            }
+            char chunk[4096];
+            const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+            if (n <= 0) {
+                return false;
+            }
+            buffer.append(chunk, static_cast<std::size_t>(n));
+        }
+        return true;
+    }
+
+    void serve() {
+        pollfd watch{m_listener, POLLIN, 0};
+        if (::poll(&watch, 1, k_wait_ms) <= 0) {
+            return;
+        }
+        const int fd = ::accept4(m_listener, nullptr, nullptr, SOCK_CLOEXEC);
+        if (fd < 0) {
+            return;
+        }
+        std::string buffer;
+        bool open = send_all(fd, "220 scripted ESMTP\r\n");
+        while (open && read_until(fd, buffer, "\r\n")) {
+            const std::size_t end = buffer.find("\r\n");
+            const std::string line = buffer.substr(0, end);
+            buffer.erase(0, end + 2);
+            m_commands.push_back(line);
+            std::string verb = line.substr(0, line.find(' '));
+            std::ranges::transform(verb, verb.begin(),
+                                   [](char c) { return c >= 'a' && c <= 'z' ? c - 32 : c; });
+            std::string reply = reply_for(verb, verb == "EHLO"   ? "250-scripted\r\n250 8BITMIME"
+                                                : verb == "DATA" ? "354 go ahead"
+                                                : verb == "QUIT" ? "221 bye"
+                                                                 : "250 ok");
+            open = send_all(fd, reply + "\r\n");
+            if (verb == "QUIT") {
+                break;
+            }
+            if (verb == "DATA" && reply.starts_with("354")) {
+                // The data ends with CRLF "." CRLF; the DATA line's CRLF counts for an
+                // empty message.
+                buffer.insert(0, "\r\n");
+                if (!read_until(fd, buffer, "\r\n.\r\n")) {
+                    break;
+                }
+                const std::size_t stop = buffer.find("\r\n.\r\n");
+                m_data = buffer.substr(2, stop + 5 - 2);
+                buffer.erase(0, stop + 5);
+                open = send_all(fd, reply_for(".", "250 2.0.0 queued") + "\r\n");
+            }
+        }
+        ::close(fd);
+    }
+
+    std::map<std::string, std::string> m_replies;
+    int m_listener = -1;
+    int m_port = 0;
+    std::thread m_thread;
+    std::vector<std::string> m_commands;
+    std::string m_data;
+};
+
+crashmail::Alert sample_alert() {
+    crashmail::Alert alert;
+    alert.id = "20261125T220310.123.42.9f3c2a1b7d4e5f60";
+    alert.event_name = "PROCESS_STATE_EXITED";
+    alert.state = "EXITED";
+    alert.process = "crashy";
+    alert.group = "crashy";
+    alert.from_state = "RUNNING";
+    alert.host = "host.example.com";
+    alert.time = std::chrono::system_clock::time_point(std::chrono::seconds(1'795'000'000));
+    alert.subject = "crashy crashed";
+    alert.body = "first line\n.a line with a leading dot\n..two dots\n.\nlast line\n";
+    return alert;
+}
+
+crashmail::SmtpSettings settings_for(const std::string& url) {
+    crashmail::SmtpSettings settings;
+    settings.url = url;
+    settings.from = "crashmail@host.example.com";
+    settings.to = {"a@example.com", "b@example.com"};
+    settings.timeout = std::chrono::seconds(10);
+    return settings;
+}
+
+// Undoes SMTP dot-stuffing and removes the final ".\r\n".
+std::string unstuff(std::string_view data) {
+    REQUIRE(data.ends_with("\r\n.\r\n"));
+    data.remove_suffix(3);
+    std::string result;
+    bool line_start = true;
+    for (std::size_t i = 0; i < data.size(); ++i) {
+        if (line_start && data[i] == '.') {
+            line_start = false;
+            continue;
+        }
+        result += data[i];
+        line_start = data[i] == '\n';
+    }
+    return result;
+}
+
+} // namespace
+
+TEST_CASE("SMTP delivery sends the rendered message and dot-stuffs lines that start with a dot",
+          "[smtp][network]") {
+    ScriptedSmtpServer server(ScriptedSmtpServer::Replies{});
+    crashmail::SmtpTransport transport(settings_for(server.url()));
+    const crashmail::Alert alert = sample_alert();
+
+    const auto result = transport.deliver(alert);
+    INFO((result ? std::string("delivered") : result.error().describe()));
+    REQUIRE(result.has_value());
+
+    const std::string data = server.data();
+    CHECK(data.find("\r\n..a line with a leading dot\r\n") != std::string::npos);
+    CHECK(data.find("\r\n...two dots\r\n") != std::string::npos);
+    CHECK(data.find("\r\n..\r\nlast line\r\n") != std::string::npos);
+    const std::string expected = crashmail::render_mail(
+        alert, {"crashmail@host.example.com", {"a@example.com", "b@example.com"}},
+        crashmail::LineEnding::crlf);
+    CHECK(unstuff(data) == expected);
+
+    const auto commands = server.commands();
+    REQUIRE(commands.size() >= 5);
+    CHECK(commands[0] == "EHLO host.example.com");
+    CHECK(commands[1].starts_with("MAIL FROM:<crashmail@host.example.com>"));
+    CHECK(commands[2] == "RCPT TO:<a@example.com>");
+    CHECK(commands[3] == "RCPT TO:<b@example.com>");
+    CHECK(commands[4] == "DATA");
+}
+
+TEST_CASE("SMTP delivery reports a 4xx reply as transient, in the server's words",
+          "[smtp][network]") {
+    ScriptedSmtpServer server(
+        ScriptedSmtpServer::Replies{{"MAIL", "451 4.7.1 Greylisted, come back later"}});
+    crashmail::SmtpTransport transport(settings_for(server.url()));
+
+    const auto result = transport.deliver(sample_alert());
+    REQUIRE_FALSE(result.has_value());
+    CHECK(result.error().kind == Failure::Kind::transient);
+    CHECK(result.error().message == server.url() + ": 451 4.7.1 Greylisted, come back later");
+    for (const auto& command : server.commands()) {
+        CHECK_FALSE(command.starts_with("RCPT"));
+    }
+}
+
+TEST_CASE("SMTP delivery reports a multi-line 5xx reply whole, as permanent", "[smtp][network]") {
+    ScriptedSmtpServer server(ScriptedSmtpServer::Replies{
+        {"RCPT", "550-5.1.1 The account does not exist.\r\n550 5.1.1 See the docs."}});
+    crashmail::SmtpTransport transport(settings_for(server.url()));
+
+    const auto result = transport.deliver(sample_alert());
+    REQUIRE_FALSE(result.has_value());
+    CHECK(result.error().kind == Failure::Kind::permanent);
+    CHECK(result.error().message ==
+          server.url() + ": 550-5.1.1 The account does not exist. 550 5.1.1 See the docs.");
+    CHECK(server.data().empty());
+}
+
+TEST_CASE("SMTP delivery with a user refuses a server without STARTTLS before AUTH",
+          "[smtp][network]") {
+    ScriptedSmtpServer server(
+        ScriptedSmtpServer::Replies{{"EHLO", "250-scripted\r\n250 AUTH PLAIN LOGIN"}});
+    crashmail::SmtpSettings settings = settings_for(server.url());
+    settings.user = "ops";
+    settings.password = "s3cret";
+    settings.require_tls = false; // the transport insists on TLS anyway when a user is set
+    crashmail::SmtpTransport transport(settings);
+
+    const auto result = transport.deliver(sample_alert());
+    REQUIRE_FALSE(result.has_value());
+    CHECK(result.error().kind == Failure::Kind::permanent);
+    CHECK_THAT(result.error().message, Catch::Contains("does not offer STARTTLS"));
+    for (const auto& command : server.commands()) {
+        CHECK_FALSE(command.starts_with("AUTH"));
+        CHECK(command.find("s3cret") == std::string::npos);
+        CHECK_FALSE(command.starts_with("MAIL"));
+    }
 }

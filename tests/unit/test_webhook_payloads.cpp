@@ -479,6 +479,8 @@ TEST_CASE("Slack and Discord transports post their own payloads", "[webhook]") {
     settings.flavor = WebhookFlavor::discord;
     settings.url = "https://discord.com/api/webhooks/1/TOKEN";
     WebhookTransport discord(settings, client);
+    CHECK(slack.identity() == "slack https://hooks.slack.com/services/T/B/SECRET");
+    CHECK(discord.identity() != slack.identity());
     REQUIRE(slack.deliver(crash_alert()));
     REQUIRE(discord.deliver(crash_alert()));
     REQUIRE(client->requests.size() == 2);
@@ -499,7 +501,7 @@ TEST_CASE("a webhook reports HTTP and connection failures with their kind", "[we
     CHECK(limited.error().kind == Failure::Kind::transient);
     CHECK(limited.error().retry_after == 30s);
     CHECK(limited.error().message ==
-          "https://hooks.example.com/a/…: HTTP 429 Too Many Requests: rate limited");
+          "webhook https://hooks.example.com/a/…: HTTP 429 Too Many Requests: rate limited");
 
     client->answer = HttpResponse{404, std::nullopt, "no such hook"};
     auto missing = transport.deliver(crash_alert());

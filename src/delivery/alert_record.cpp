@@ -1,0 +1,144 @@
+#include "delivery/alert_record.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace crashmail {
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::system_clock;
+
+long long to_millis(Clock::time_point time) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(time.time_since_epoch()).count();
+}
+
+Clock::time_point from_millis(long long millis) {
+    return Clock::time_point(
+        std::chrono::duration_cast<Clock::duration>(std::chrono::milliseconds(millis)));
+}
+
+ChannelState::Status parse_status(const std::string& text) {
+    if (text == "delivered") {
+        return ChannelState::Status::delivered;
+    }
+    if (text == "failed") {
+        return ChannelState::Status::failed;
+    }
+    return ChannelState::Status::pending;
+}
+
+} // namespace
+
+std::string_view status_name(ChannelState::Status status) {
+    switch (status) {
+    case ChannelState::Status::pending:
+        return "pending";
+    case ChannelState::Status::delivered:
+        return "delivered";
+    case ChannelState::Status::failed:
+        return "failed";
+    }
+    return "pending";
+}
+
+bool AlertRecord::settled() const {
+    for (const auto& [key, state] : channels) {
+        if (state.status == ChannelState::Status::pending) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool AlertRecord::delivered_everywhere() const {
+    for (const auto& [key, state] : channels) {
+        if (state.status != ChannelState::Status::delivered) {
+            return false;
+        }
+    }
+    return true;
+}
+
+std::string record_to_json(const AlertRecord& record) {
+    const Alert& alert = record.alert;
+    json document = {
+        {"version", 1},
+        {"alert",
+         {{"id", alert.id},
+          {"event", alert.event_name},
+          {"state", alert.state},
+          {"process", alert.process},
+          {"group", alert.group},
+          {"from_state", alert.from_state},
+          {"pid", alert.pid ? json(*alert.pid) : json(nullptr)},
+          {"expected", alert.expected ? json(*alert.expected) : json(nullptr)},
+          {"serial", alert.serial},
+          {"host", alert.host},
+          {"time_ms", to_millis(alert.time)},
+          {"subject", alert.subject},
+          {"body", alert.body}}},
+        {"channels", json::object()},
+    };
+    for (const auto& [key, state] : record.channels) {
+        document["channels"][key] = {{"status", status_name(state.status)},
+                                     {"name", state.name},
+                                     {"attempts", state.attempts},
+                                     {"next_attempt_ms", to_millis(state.next_attempt)},
+                                     {"last_error", state.last_error}};
+    }
+    // Invalid UTF-8 (it cannot come from supervisord, but a record must always be writable)
+    // is replaced rather than thrown on.
+    return document.dump(1, ' ', false, json::error_handler_t::replace);
+}
+
+std::expected<AlertRecord, std::string> record_from_json(std::string_view text) {
+    json document = json::parse(text, nullptr, false);
+    if (document.is_discarded() || !document.is_object()) {
+        return std::unexpected(std::string("not a JSON object"));
+    }
+    try {
+        AlertRecord record;
+        const json& a = document.at("alert");
+        Alert& alert = record.alert;
+        alert.id = a.at("id").get<std::string>();
+        alert.event_name = a.value("event", "");
+        alert.state = a.value("state", "");
+        alert.process = a.value("process", "");
+        alert.group = a.value("group", "");
+        alert.from_state = a.value("from_state", "");
+        if (a.contains("pid") && a["pid"].is_number_integer()) {
+            alert.pid = a["pid"].get<std::int64_t>();
+        }
+        if (a.contains("expected") && a["expected"].is_boolean()) {
+            alert.expected = a["expected"].get<bool>();
+        }
+        alert.serial = a.value("serial", std::uint64_t{0});
+        alert.host = a.value("host", "");
+        alert.time = from_millis(a.value("time_ms", 0LL));
+        alert.subject = a.value("subject", "");
+        alert.body = a.value("body", "");
+        if (alert.id.empty()) {
+            return std::unexpected(std::string("alert.id is empty"));
+        }
+        const json& channels = document.at("channels");
+        if (!channels.is_object()) {
+            return std::unexpected(std::string("channels is not an object"));
+        }
+        for (auto entry = channels.begin(); entry != channels.end(); ++entry) {
+            const std::string& key = entry.key();
+            const json& c = entry.value();
+            ChannelState state;
+            state.status = parse_status(c.value("status", "pending"));
+            state.name = c.value("name", "");
+            state.attempts = c.value("attempts", 0);
+            state.next_attempt = from_millis(c.value("next_attempt_ms", 0LL));
+            state.last_error = c.value("last_error", "");
+            record.channels.emplace(key, std::move(state));
+        }
+        return record;
+    } catch (const json::exception& error) {
+        return std::unexpected(std::string(error.what()));
+    }
+}
+
+} // namespace crashmail

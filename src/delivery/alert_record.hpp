@@ -1,0 +1,44 @@
+#pragma once
+// What the outbox keeps per alert: the alert itself and, per channel, whether it was
+// delivered, how often it was tried, when to try next and what the last failure said.
+
+#include "alert/alert.hpp"
+
+#include <chrono>
+#include <expected>
+#include <map>
+#include <string>
+#include <string_view>
+
+namespace crashmail {
+
+struct ChannelState {
+    enum class Status { pending, delivered, failed };
+    Status status = Status::pending;
+    std::string name; // the channel's name() when the record was written, for humans
+    int attempts = 0;
+    std::chrono::system_clock::time_point next_attempt{}; // pending: not before this
+    std::string last_error;                               // describe() of the last failure
+};
+
+// "pending", "delivered" or "failed".
+std::string_view status_name(ChannelState::Status status);
+
+struct AlertRecord {
+    Alert alert;
+    std::map<std::string, ChannelState> channels; // by channel key (see channel_key())
+
+    // True when no channel is pending any more.
+    bool settled() const;
+    // True when every channel delivered.
+    bool delivered_everywhere() const;
+};
+
+// Serialises a record as JSON (version 1). Unknown fields are ignored when reading, so a
+// later version can add fields.
+std::string record_to_json(const AlertRecord& record);
+
+// Parses record_to_json()'s output. Returns an error naming what is missing or malformed.
+std::expected<AlertRecord, std::string> record_from_json(std::string_view text);
+
+} // namespace crashmail

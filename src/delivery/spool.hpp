@@ -1,0 +1,83 @@
+#pragma once
+// The outbox on disk. An alert is written durably before supervisord gets its answer, and
+// stays until every channel delivered it (then it is removed) or gave up (then it moves to
+// failed/ with the reasons). Layout of a listener's directory, created mode 0700:
+//
+//   DIR/lock           flock(2)ed while a crashmail uses the directory
+//   DIR/tmp/           files being written
+//   DIR/pending/ID.json  alerts with a channel still to deliver (mode 0600)
+//   DIR/failed/ID.json   alerts a channel gave up on, with the reason (mode 0600)
+
+#include "delivery/alert_record.hpp"
+
+#include <expected>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+
+namespace crashmail {
+
+// Where alerts are kept. An interface so that tests can fail writes on purpose.
+class AlertStore {
+public:
+    virtual ~AlertStore() = default;
+    // Writes the record durably under pending/ (replacing an older version): when this
+    // returns success the record survives a crash of crashmail or of the machine.
+    virtual std::expected<void, std::string> save(const AlertRecord& record) = 0;
+    // Reads a pending record; std::nullopt when there is none by that id (settled since).
+    virtual std::expected<std::optional<AlertRecord>, std::string> load(const std::string& id) = 0;
+    // Removes a pending record (delivered everywhere).
+    virtual std::expected<void, std::string> remove(const std::string& id) = 0;
+    // Writes the record under failed/ and removes it from pending/.
+    virtual std::expected<void, std::string> fail(const AlertRecord& record) = 0;
+    // Calls `visit` with the id of each pending record, reading the directory as it goes
+    // (nothing is loaded); stops early when `visit` returns false.
+    virtual void scan_pending(const std::function<bool(const std::string& id)>& visit) = 0;
+};
+
+class DirectorySpool final : public AlertStore {
+public:
+    // Opens (creating, mode 0700) `directory` and its tmp/, pending/ and failed/, and locks
+    // it against a second crashmail. Returns an error saying what failed, on what path, and
+    // why.
+    static std::expected<std::unique_ptr<DirectorySpool>, std::string>
+    open(const std::filesystem::path& directory);
+    ~DirectorySpool() override;
+
+    std::expected<void, std::string> save(const AlertRecord& record) override;
+    std::expected<std::optional<AlertRecord>, std::string> load(const std::string& id) override;
+    std::expected<void, std::string> remove(const std::string& id) override;
+    std::expected<void, std::string> fail(const AlertRecord& record) override;
+    void scan_pending(const std::function<bool(const std::string& id)>& visit) override;
+
+    const std::filesystem::path& directory() const { return m_directory; }
+
+private:
+    DirectorySpool() = default;
+    std::expected<void, std::string> write_file(const std::filesystem::path& final_path,
+                                                int directory_fd, const std::string& content);
+
+    std::filesystem::path m_directory;
+    int m_lock_fd = -1;
+    int m_pending_fd = -1;
+    int m_failed_fd = -1;
+};
+
+// The spool root used when --spool is not given: /var/spool/crashmail when it exists or can
+// be created and is writable, else $XDG_STATE_HOME/crashmail (default
+// ~/.local/state/crashmail).
+std::filesystem::path default_spool_root();
+
+// A listener's own directory under `root`: root/<name>, where name is the listener's
+// supervisord process name with '/' replaced (supervisord forbids it, but be sure).
+std::filesystem::path listener_spool(const std::filesystem::path& root, std::string name);
+
+// Reads every record of one of a spool directory's areas ("pending" or "failed") for
+// --status, one at a time, in directory order.
+void for_each_record(
+    const std::filesystem::path& directory, const std::string& area,
+    const std::function<void(const std::string& file,
+                             const std::expected<AlertRecord, std::string>&)>& visit);
+
+} // namespace crashmail

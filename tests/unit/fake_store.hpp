@@ -1,0 +1,74 @@
+#pragma once
+// An AlertStore in memory that records what it was asked and can refuse writes.
+
+#include "delivery/spool.hpp"
+
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace crashmail::testing {
+
+class FakeStore final : public AlertStore {
+public:
+    std::expected<void, std::string> save(const AlertRecord& record) override {
+        std::lock_guard lock(mutex);
+        ++saves;
+        if (refuse_writes) {
+            return std::unexpected(std::string("No space left on device"));
+        }
+        pending[record.alert.id] = record;
+        return {};
+    }
+    std::expected<std::optional<AlertRecord>, std::string> load(const std::string& id) override {
+        std::lock_guard lock(mutex);
+        auto found = pending.find(id);
+        if (found == pending.end()) {
+            return std::optional<AlertRecord>();
+        }
+        return std::optional<AlertRecord>(found->second);
+    }
+    std::expected<void, std::string> remove(const std::string& id) override {
+        std::lock_guard lock(mutex);
+        pending.erase(id);
+        removed.push_back(id);
+        return {};
+    }
+    std::expected<void, std::string> fail(const AlertRecord& record) override {
+        std::lock_guard lock(mutex);
+        pending.erase(record.alert.id);
+        failed[record.alert.id] = record;
+        return {};
+    }
+    void scan_pending(const std::function<bool(const std::string& id)>& visit) override {
+        std::vector<std::string> ids;
+        {
+            std::lock_guard lock(mutex);
+            ++scans;
+            for (const auto& [id, record] : pending) {
+                ids.push_back(id);
+            }
+        }
+        for (const auto& id : ids) {
+            if (!visit(id)) {
+                break;
+            }
+        }
+    }
+
+    std::size_t pending_count() {
+        std::lock_guard lock(mutex);
+        return pending.size();
+    }
+
+    std::mutex mutex;
+    std::map<std::string, AlertRecord> pending;
+    std::map<std::string, AlertRecord> failed;
+    std::vector<std::string> removed;
+    int saves = 0;
+    int scans = 0;
+    bool refuse_writes = false;
+};
+
+} // namespace crashmail::testing
