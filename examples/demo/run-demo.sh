@@ -97,8 +97,11 @@ quote() {
     done
     printf '%s' "${out[*]}"
 }
-listener_cmd="$(quote "$crashmail" -p crashy -o '[demo]' -m ops@example.com \
-    -s "$demo/catch-mail")"
+listener_args=(-p crashy -o '[demo]' -m ops@example.com -s "$demo/catch-mail")
+if "$crashmail" --help 2>/dev/null | grep -q -- '--spool'; then
+    listener_args+=(--spool "$demo/spool")  # keep the demo's outbox in the demo directory
+fi
+listener_cmd="$(quote "$crashmail" "${listener_args[@]}")"
 
 cat >"$demo/supervisord.conf" <<EOF
 [unix_http_server]

@@ -21,8 +21,14 @@ std::tm local_tm(TimePoint time) {
 
 std::string asctime_local(TimePoint time) {
     std::tm tm = local_tm(time);
-    return fmt::format("{} {} {:2} {:02}:{:02}:{:02} {}", k_days[tm.tm_wday], k_months[tm.tm_mon],
-                       tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, tm.tm_year + 1900);
+    auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(time.time_since_epoch())
+                      .count() %
+                  1000;
+    if (millis < 0) {
+        millis += 1000;
+    }
+    return fmt::format("{:04}-{:02}-{:02} {:02}:{:02}:{:02},{:03}", tm.tm_year + 1900,
+                       tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
 }
 
 std::string rfc5322_local(TimePoint time) {

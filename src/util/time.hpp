@@ -8,7 +8,8 @@ namespace crashmail::timefmt {
 
 using TimePoint = std::chrono::system_clock::time_point;
 
-// "Wed Nov 25 22:03:10 2026" in local time: what superlance's subject used (time.asctime()).
+// "2026-11-25 22:03:10,123" in local time: what superlance's subject used
+// (supervisor.childutils.get_asctime()).
 std::string asctime_local(TimePoint time);
 
 // "Wed, 25 Nov 2026 22:03:10 +0100": an RFC 5322 Date in local time with its offset.

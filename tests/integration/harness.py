@@ -12,8 +12,14 @@ What is here:
   program_section(...)      text of a [program:x] section
   crash_once_program(...)   a program that crashes once (exit 3 after 0.5 s by default)
   eventlistener_section(...) text of an [eventlistener:x] section running crashmail
+  stderr_path(logdir, name) where eventlistener_section puts a listener's stderr
+  crashmail_supports(opt)   whether `crashmail --help` lists an option (e.g. "--spool")
   mail_store(dir)           a sendmail replacement script that stores each message in dir
+                            (or, with exit_status=N, fails like a broken sendmail)
   read_mails(dir)           the stored messages, parsed, in delivery order
+  wait_for_mails(dir, n)    wait until n messages are stored; returns read_mails(dir)
+  count_attempts(dir)       how often a failing mail_store script ran
+  run_crashmail(args)       run crashmail directly (no supervisord); text stdout/stderr
 
 Every wait is bounded; every supervisord started here is stopped at exit, even on failure.
 """
@@ -198,17 +204,44 @@ def crash_once_program(name: str, status: int = 3, delay: float = 0.5, **options
     return program_section(name, "/bin/sh -c 'sleep %s; exit %d'" % (delay, status), **opts)
 
 
+_help_cache: dict[str, str] = {}
+
+
+def crashmail_supports(option: str, binary: str | None = None) -> bool:
+    """True if `crashmail --help` mentions `option` (e.g. "--spool")."""
+    binary = binary or CRASHMAIL
+    if binary not in _help_cache:
+        try:
+            done = subprocess.run([binary, "--help"], capture_output=True, timeout=10)
+            _help_cache[binary] = (done.stdout + done.stderr).decode("utf-8", "replace")
+        except (OSError, subprocess.TimeoutExpired):
+            _help_cache[binary] = ""
+    return re.search(r"(?<![\w-])%s(?![\w-])" % re.escape(option), _help_cache[binary]) is not None
+
+
+def _has_option(args, option: str) -> bool:
+    return any(str(a) == option or str(a).startswith(option + "=") for a in args)
+
+
 def eventlistener_section(name: str, args, *, logdir: str, priority: int | None = None,
                           events: str = "PROCESS_STATE_EXITED,PROCESS_STATE_FATAL",
                           environment: dict | None = None, binary: str | None = None,
-                          **options) -> str:
+                          spool: bool = True, **options) -> str:
     """Text of an [eventlistener:NAME] section running crashmail with `args` (a list; each
     is shell-quoted, '%' escaped). stderr goes to `stderr_path(logdir, name)`. Each call gets
     a distinct priority unless one is given (shared priorities cause cross-pool redelivery).
     `environment` values are double-quoted for supervisord ('%' escaped); other keyword
-    options are written verbatim as key=value."""
+    options are written verbatim as key=value. When crashmail has --spool and `args` do not
+    give one, `--spool LOGDIR/spool` is added (spool=False to leave it out), so no test
+    touches /var/spool/crashmail."""
     if priority is None:
         priority = -next(_priorities)
+    args = list(args)
+    if (spool and binary is None and not _has_option(args, "--spool")
+            and crashmail_supports("--spool")):
+        # Never the machine's /var/spool/crashmail: state from another run (or another test
+        # running at the same time with the same listener name) would leak in.
+        args += ["--spool", os.path.join(logdir, "spool")]
     command = " ".join(shlex.quote(str(a)) for a in [binary or CRASHMAIL, *args])
     lines = [
         "[eventlistener:%s]" % name,

@@ -89,7 +89,7 @@ TEST_CASE("no patterns and no -a watches everything", "[selection]") {
     CHECK(Selection().selects("grp", "worker_00"));
 }
 
-TEST_CASE("-p patterns select their union and nothing else", "[selection]") {
+TEST_CASE("program patterns select their union and nothing else", "[selection]") {
     Selection s = selection({"crasher", "grp:worker_0[0]"});
     CHECK_FALSE(s.watches_everything());
     CHECK(s.selects("crasher", "crasher"));
@@ -98,7 +98,7 @@ TEST_CASE("-p patterns select their union and nothing else", "[selection]") {
     CHECK_FALSE(s.selects("sleeper", "sleeper"));
 }
 
-TEST_CASE("-a overrides -p patterns", "[selection]") {
+TEST_CASE("any overrides program patterns", "[selection]") {
     Selection s = selection({"crasher"}, true);
     CHECK(s.watches_everything());
     CHECK(s.selects("sleeper", "sleeper"));
