@@ -1,0 +1,35 @@
+#!/bin/sh
+# Runs every crashmail benchmark and prints one table (see BENCHMARKS.md).
+#
+#   bench/run.sh [--keep] [--rounds N]
+#
+# Builds crashmail and bench/ in Release into build-bench/ (configured once, rebuilt when
+# sources changed), then runs bench/scenarios.py with Debian's Python (aiosmtpd, supervisor).
+# Takes about four minutes on a 2-core machine. Environment: BUILD_DIR overrides build-bench.
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+build=${BUILD_DIR:-$root/build-bench}
+python=/usr/bin/python3
+
+for tool in cmake ninja /usr/bin/supervisord "$python"; do
+    command -v "$tool" >/dev/null 2>&1 || { echo "bench: $tool is missing" >&2; exit 69; }
+done
+"$python" -c 'import aiosmtpd' 2>/dev/null ||
+    { echo "bench: Debian's python3-aiosmtpd is missing" >&2; exit 69; }
+
+if [ ! -f "$build/build.ninja" ]; then
+    launcher=""
+    command -v ccache >/dev/null 2>&1 && launcher="-DCMAKE_CXX_COMPILER_LAUNCHER=ccache"
+    cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
+        $launcher >/dev/null
+fi
+if [ "$(cmake -L -N "$build" 2>/dev/null | sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p')" != Release ]; then
+    echo "bench: $build is not a Release build; remove it or set BUILD_DIR" >&2
+    exit 64
+fi
+ninja -C "$build" crashmail protocol_driver minimal_listener fsync_cost rss_probe_plain \
+    rss_probe_curl >/dev/null
+
+exec "$python" "$here/scenarios.py" --build "$build" --json "$build/bench/last-run.json" "$@"
