@@ -8,8 +8,11 @@ packages=(
   # build
   g++ cmake ninja-build pkg-config
   libcurl4-openssl-dev libcli11-dev libfmt-dev catch2 nlohmann-json3-dev libssl-dev
+  libpugixml-dev
   # tests: real peers on 127.0.0.1
   supervisor python3-aiosmtpd prometheus-alertmanager openssl ca-certificates
+  # packages: CPack DEB computes Depends with dpkg-shlibdeps (dpkg-dev) and needs `file`
+  dpkg-dev file
   # man page
   groff-base man-db scdoc
 )
