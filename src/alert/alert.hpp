@@ -27,6 +27,14 @@ struct Alert {
     std::chrono::system_clock::time_point time;
     std::string subject; // one line, no CR/LF
     std::string body;    // lines separated by '\n'
+
+    // Why it crashed, fetched from supervisord over XML-RPC after the event was answered
+    // (supervisor/crash_details). Empty when unknown.
+    std::string exit_status;  // "exit status 3", "killed by signal 11 (SIGSEGV)"
+    std::string spawn_error;  // FATAL: supervisord's spawnerr
+    std::string log_tail;     // the last --tail lines of the process's log, '\n'-separated
+    std::string log_source;   // "stderr" or "stdout": the log log_tail comes from
+    std::string details_note; // one line: what could not be had and why
 };
 
 // What an alert needs besides the event.
@@ -38,19 +46,28 @@ struct AlertContext {
 // "crashy" for a process alone in its group of the same name, "grp:worker_01" otherwise.
 std::string display_name(std::string_view group, std::string_view process);
 
-// Returns a new unique alert id made of the time, the event serial and 64 random bits, e.g.
-// "20261125T220310.123.42.9f3c2a1b7d4e5f60": only characters valid in a Message-ID.
+// Returns a new unique alert id made of the time (UTC, milliseconds), the event serial and 64
+// random bits in hex, e.g. "20261125T220310.123.42.9f3c2a1b7d4e5f60": only [A-Za-z0-9.],
+// valid in a Message-ID. Thread-safe (one generator per thread, seeded by std::random_device).
 std::string new_alert_id(std::chrono::system_clock::time_point now, std::uint64_t serial);
 
-// Builds the alert for a process state change, with superlance's wording:
-//   subject "[PREFIX: ]NAME crashed at <asctime, local time>"
-//   body    "Process P in group G exited unexpectedly (pid N) from state S" + host and time.
-// Pure: the id and the time are given.
+// Builds the alert for a process state change, with superlance's wording (NAME is
+// display_name(), TIME is timefmt::asctime_local(now)):
+//   EXITED, not expected: subject "[PREFIX: ]NAME crashed at TIME",
+//     body "Process P in group G exited unexpectedly (pid N) from state S"
+//   EXITED, expected:     "NAME exited (expected) at TIME", "... exited (expected) (pid N) ..."
+//   any other state:      "NAME entered state FATAL at TIME",
+//     body "Process P in group G entered state FATAL[ (pid N)] from state S"
+// then a blank line and "Host: <host>", "Time: <RFC 5322 date>", "Event: <name> (serial N)".
+// A missing pid reads "pid unknown". Control characters (CR, LF, tab, ...) in names, prefix and
+// host become spaces in subject and body, so the subject is always one line; the Alert's
+// process/group/host fields keep the raw values. Pure: the id and the time are given.
 Alert make_alert(const EventHeader& header, const ProcessStateChange& change,
                  const AlertContext& context, std::chrono::system_clock::time_point now,
                  std::string id);
 
-// The Message-ID of an alert's mails: "<id@host>".
+// The Message-ID of an alert's mails: "<id@host>", keeping only dot-atom characters of both
+// parts ("localhost" when the host has none).
 std::string message_id(const Alert& alert);
 
 } // namespace crashmail

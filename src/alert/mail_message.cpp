@@ -73,6 +73,11 @@ bool is_plain_header_text(std::string_view text) {
 // lines are at most 78 characters where the words allow it. Never creates a line made only
 // of white space.
 std::string fold(std::string_view name, std::string_view value) {
+    // Trailing spaces carry nothing, and a fold before them would leave a line of white space
+    // only, which some parsers take for the end of the headers.
+    while (value.ends_with(' ')) {
+        value.remove_suffix(1);
+    }
     std::string out = std::string(name) + ": ";
     std::size_t line_length = out.size();
     while (line_length + value.size() > k_fold_width) {

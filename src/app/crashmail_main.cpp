@@ -1,5 +1,6 @@
 #include "app/crashmail_main.hpp"
 
+#include "alert/templates.hpp"
 #include "app/channels.hpp"
 #include "app/listener.hpp"
 #include "app/options.hpp"
@@ -10,8 +11,11 @@
 #include "protocol/reader.hpp"
 #include "protocol/stream.hpp"
 #include "protocol/writer.hpp"
+#include "supervisor/crash_details.hpp"
+#include "supervisor/rpc_client.hpp"
 #include "util/host.hpp"
 #include "util/log.hpp"
+#include "util/parent.hpp"
 
 #include <csignal>
 #include <cstdlib>
@@ -81,8 +85,25 @@ std::optional<std::pair<int, int>> take_protocol_channel() {
     return std::pair{input, output};
 }
 
+// The enrichment stage: the crashed process's log tail and exit status from supervisord's
+// XML-RPC interface, then the --subject/--body templates.
+std::shared_ptr<AlertEnricher> make_enricher(const Options& options, AlertTemplates templates) {
+    RpcCredentials credentials{process_getenv("SUPERVISOR_USERNAME").value_or(""),
+                               process_getenv("SUPERVISOR_PASSWORD").value_or("")};
+    auto rpc = std::make_unique<CurlSupervisorRpc>(
+        process_getenv("SUPERVISOR_SERVER_URL").value_or(""), std::move(credentials));
+    CrashDetailsSettings details;
+    details.tail_lines = options.tail_lines;
+    std::string self_name;
+    if (auto process = process_getenv("SUPERVISOR_PROCESS_NAME")) {
+        self_name = process_getenv("SUPERVISOR_GROUP_NAME").value_or(*process) + ":" + *process;
+    }
+    return std::make_shared<CrashDetailsEnricher>(std::move(rpc), std::move(details),
+                                                  std::move(templates), std::move(self_name));
+}
+
 int serve(const Options& options, std::vector<std::unique_ptr<Transport>> channels,
-          const AlertContext& context) {
+          const AlertContext& context, AlertTemplates templates) {
     std::vector<ProgramPattern> patterns;
     for (const std::string& text : options.programs) {
         auto pattern = ProgramPattern::parse(text);
@@ -122,9 +143,11 @@ int serve(const Options& options, std::vector<std::unique_ptr<Transport>> channe
     settings.self_process = process_getenv("SUPERVISOR_PROCESS_NAME").value_or("");
     settings.self_group = process_getenv("SUPERVISOR_GROUP_NAME").value_or("");
     settings.context = context;
+    settings.instance = parent_process_identity();
 
     DispatcherSettings delivery;
     delivery.retry.max_age = options.max_age;
+    delivery.enricher = make_enricher(options, std::move(templates));
     Dispatcher dispatcher(std::move(channels), **spool, delivery);
     log::info("started (version {}), {} channel(s), watching {}, spool {}", CRASHMAIL_VERSION,
               dispatcher.channel_count(),
@@ -183,6 +206,13 @@ int crashmail_main(int argc, const char* const* argv) {
         return EX_SOFTWARE;
     }
 
+    auto templates = parse_templates(options->subject_template, options->body_template,
+                                     options->optional_header);
+    if (!templates) {
+        log::error("{}", templates.error());
+        return EX_CONFIG;
+    }
+
     AlertContext context{fully_qualified_hostname(), options->optional_header};
     auto channels = make_channels(*options, context.host, process_getenv);
     if (!channels) {
@@ -193,6 +223,7 @@ int crashmail_main(int argc, const char* const* argv) {
     if (options->test) {
         auto now = std::chrono::system_clock::now();
         Alert alert = make_test_alert(context, now, new_alert_id(now, 0));
+        render_alert_text(alert, *templates); // so that templates can be tried from a shell
         // Under --test nothing is stored: the result is printed, not retried.
         SelfTestReport report = run_self_test(*channels, alert);
         for (const std::string& line : report.lines) {
@@ -200,7 +231,7 @@ int crashmail_main(int argc, const char* const* argv) {
         }
         return report.exit_code;
     }
-    return serve(*options, std::move(*channels), context);
+    return serve(*options, std::move(*channels), context, std::move(*templates));
 }
 
 } // namespace crashmail

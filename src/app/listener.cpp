@@ -32,9 +32,10 @@ std::optional<ProcessStateChange> alert_worthy(const Event& event,
     return std::move(*change);
 }
 
-std::string event_alert_id(const Event& event) {
-    std::string identity = fmt::format("{}\n{}\n{}\n{}", event.header.server, event.header.serial,
-                                       event.header.event_name, event.payload);
+std::string event_alert_id(const Event& event, std::string_view instance) {
+    std::string identity = fmt::format("{}\n{}\n{}\n{}\n{}", instance, event.header.server,
+                                       event.header.serial, event.header.event_name,
+                                       event.payload);
     unsigned char digest[SHA256_DIGEST_LENGTH];
     SHA256(reinterpret_cast<const unsigned char*>(identity.data()), identity.size(), digest);
     std::string id = fmt::format("s{}.", event.header.serial);
@@ -79,7 +80,7 @@ int Listener::run() {
         }
         if (change) {
             Alert alert = make_alert(event.header, *change, m_settings.context, m_settings.now(),
-                                     m_settings.alert_id(event));
+                                     m_settings.alert_id(event, m_settings.instance));
             ++m_alerts;
             log::info("{} {} unexpectedly (pid {}, from state {}): alert {}",
                       display_name(alert.group, alert.process),

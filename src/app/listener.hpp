@@ -17,11 +17,13 @@
 
 namespace crashmail {
 
-// The id of the alert an event raises: "s<serial>.<16 hex digits of SHA-256 over the
-// server, serial, event name and payload>". supervisord redelivers an event it got no answer
-// for (crashmail killed mid-event) with the same serial and payload, so the redelivered
-// alert has the same id, the same Message-ID and the same webhook idempotency key.
-std::string event_alert_id(const Event& event);
+// The id of the alert an event raises: "s<serial>.<16 hex digits of SHA-256 over
+// `instance`, the server, serial, event name and payload>". supervisord redelivers an event
+// it got no answer for (crashmail killed mid-event) with the same serial and payload, so the
+// redelivered alert has the same id, the same Message-ID and the same webhook idempotency
+// key. `instance` names the supervisord run (parent_process_identity()): serials start at 0
+// again when supervisord restarts, and a process may get the same pid again.
+std::string event_alert_id(const Event& event, std::string_view instance);
 
 struct ListenerSettings {
     Selection selection;
@@ -31,7 +33,9 @@ struct ListenerSettings {
     std::string self_group;
     AlertContext context;
     std::function<std::chrono::system_clock::time_point()> now = std::chrono::system_clock::now;
-    std::function<std::string(const Event&)> alert_id = event_alert_id;
+    std::string instance; // parent_process_identity(), mixed into alert ids
+    std::function<std::string(const Event&, std::string_view instance)> alert_id =
+        event_alert_id;
 };
 
 // Returns the state change if `event` should raise an alert under `settings`: a

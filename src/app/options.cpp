@@ -185,6 +185,24 @@ std::expected<Options, OptionsExit> parse_options(int argc, const char* const* a
         ->check(CLI::Range(1, 3600))
         ->group(network);
 
+    const char* content = "Alert content";
+    app.add_option("--tail", options.tail_lines,
+                   "Include the last N lines of the crashed process's stderr log (stdout when "
+                   "empty) in alerts; 0: none (default: 0, at most 1000)")
+        ->type_name("N")
+        ->check(CLI::Range(0, 1000))
+        ->group(content);
+    app.add_option("--subject", options.subject_template,
+                   "Subject from TEMPLATE, text with fields such as {name} {state} "
+                   "{exit_status} {host} {time} {prefix} (see crashmail(1))")
+        ->type_name("TEMPLATE")
+        ->group(content);
+    app.add_option("--body", options.body_template,
+                   "Body from TEMPLATE, with the same fields plus {log_tail} and "
+                   "{default_body}; \\n is a newline")
+        ->type_name("TEMPLATE")
+        ->group(content);
+
     const char* outbox = "Outbox (alerts are kept until delivered)";
     app.add_option("--spool", options.spool,
                    "Keep undelivered alerts under DIR/<listener name> (default: "
@@ -206,6 +224,12 @@ std::expected<Options, OptionsExit> parse_options(int argc, const char* const* a
                  "Send one test alert through every channel now, print one line per channel, "
                  "exit 0 if all succeeded")
         ->group(other);
+    app.set_config("--config", "",
+                   "Read long options from FILE (INI or TOML: name = value); the command line "
+                   "wins")
+        ->type_name("FILE")
+        ->group(other);
+    app.allow_config_extras(CLI::config_extras_mode::error);
     app.add_flag("--version", show_version, "Print the version and exit")->group(other);
     app.set_help_flag("-h,--help", "Print this help and exit")->group(other);
     // superlance took a positional URL argument and ignored it; so do we.
@@ -217,6 +241,12 @@ std::expected<Options, OptionsExit> parse_options(int argc, const char* const* a
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp&) {
         return std::unexpected(OptionsExit{EX_OK, app.help(), {}});
+    } catch (const CLI::FileError& error) {
+        return std::unexpected(
+            OptionsExit{EX_CONFIG, {}, "--config: " + std::string(error.what())});
+    } catch (const CLI::ConfigError& error) {
+        return std::unexpected(
+            OptionsExit{EX_CONFIG, {}, "--config: " + std::string(error.what())});
     } catch (const CLI::ParseError& error) {
         return std::unexpected(
             OptionsExit{EX_USAGE, {}, std::string(error.what()) + " (try 'crashmail --help')"});

@@ -1,6 +1,6 @@
 #pragma once
-// The command line (and, later, --config file), parsed into plain values. Parsing does
-// nothing else: no files are read and no environment is consulted here.
+// The command line (and the --config file it names), parsed into plain values. Parsing does
+// nothing else: no other file is read and no environment is consulted here.
 
 #include <chrono>
 #include <expected>
@@ -41,6 +41,11 @@ struct Options {
     std::vector<std::string> webhook_headers; // "Name: value", value may hold ${VAR}
     std::string webhook_secret_file;
 
+    // Alert content (why it crashed, templates).
+    int tail_lines = 0;           // --tail N: last N log lines in alerts; 0: none
+    std::string subject_template; // --subject; empty: the default subject
+    std::string body_template;    // --body; empty: the default body
+
     // Outbox.
     std::string spool;                   // --spool DIR; empty: default_spool_root()
     std::chrono::seconds max_age{86400}; // --max-age: give up retrying after this
@@ -55,7 +60,8 @@ struct Options {
 
 // What parse_options() returns when it does not return options.
 struct OptionsExit {
-    int exit_code;             // 0 for --help and --version, 64 (EX_USAGE) for errors
+    int exit_code;             // 0 for --help and --version, 64 (EX_USAGE) for errors, 78
+                               // (EX_CONFIG) for a --config file that cannot be read or used
     std::string output;        // text for stdout (help, version)
     std::string message;       // error text for stderr, without the "crashmail: error: " prefix
     bool show_version = false; // --version: the caller prints the versions it links

@@ -27,6 +27,13 @@ ChannelState::Status parse_status(const std::string& text) {
     return ChannelState::Status::pending;
 }
 
+// A string member, or "" when it is absent or not a string (records written before the
+// field existed, or by hand).
+std::string text_or_empty(const json& object, const char* name) {
+    auto found = object.find(name);
+    return found != object.end() && found->is_string() ? found->get<std::string>() : std::string();
+}
+
 } // namespace
 
 std::string_view status_name(ChannelState::Status status) {
@@ -76,7 +83,13 @@ std::string record_to_json(const AlertRecord& record) {
           {"host", alert.host},
           {"time_ms", to_millis(alert.time)},
           {"subject", alert.subject},
-          {"body", alert.body}}},
+          {"body", alert.body},
+          {"exit_status", alert.exit_status},
+          {"spawn_error", alert.spawn_error},
+          {"log_tail", alert.log_tail},
+          {"log_source", alert.log_source},
+          {"details_note", alert.details_note}}},
+        {"details_pending", record.details_pending},
         {"channels", json::object()},
     };
     for (const auto& [key, state] : record.channels) {
@@ -117,6 +130,15 @@ std::expected<AlertRecord, std::string> record_from_json(std::string_view text) 
         alert.time = from_millis(a.value("time_ms", 0LL));
         alert.subject = a.value("subject", "");
         alert.body = a.value("body", "");
+        alert.exit_status = text_or_empty(a, "exit_status");
+        alert.spawn_error = text_or_empty(a, "spawn_error");
+        alert.log_tail = text_or_empty(a, "log_tail");
+        alert.log_source = text_or_empty(a, "log_source");
+        alert.details_note = text_or_empty(a, "details_note");
+        if (auto pending = document.find("details_pending");
+            pending != document.end() && pending->is_boolean()) {
+            record.details_pending = pending->get<bool>();
+        }
         if (alert.id.empty()) {
             return std::unexpected(std::string("alert.id is empty"));
         }

@@ -27,6 +27,9 @@ std::string_view status_name(ChannelState::Status status);
 struct AlertRecord {
     Alert alert;
     std::map<std::string, ChannelState> channels; // by channel key (see channel_key())
+    // True from submit() until the enrichment stage (see AlertEnricher) has added the
+    // details and rendered the final text; the channels do not take the record meanwhile.
+    bool details_pending = false;
 
     // True when no channel is pending any more.
     bool settled() const;

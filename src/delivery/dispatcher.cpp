@@ -3,6 +3,7 @@
 #include "util/log.hpp"
 
 #include <condition_variable>
+#include <deque>
 #include <fmt/format.h>
 #include <openssl/sha.h>
 #include <queue>
@@ -128,12 +129,94 @@ struct Dispatcher::Worker {
         if (!record->has_value()) {
             return std::nullopt; // settled and removed meanwhile
         }
+        if ((*record)->details_pending && dispatcher->m_enrichment) {
+            return std::nullopt; // the enrichment stage queues it again when done
+        }
         auto state = (*record)->channels.find(key);
         if (state != (*record)->channels.end() &&
             state->second.status != ChannelState::Status::pending) {
             return std::nullopt;
         }
         return std::move((*record)->alert);
+    }
+};
+
+// The enrichment stage: one thread taking alert ids in submission order. Shared with its
+// thread so that a thread detached at shutdown never touches a destroyed dispatcher.
+struct Dispatcher::Enrichment {
+    struct Item {
+        std::string id;
+        std::chrono::steady_clock::time_point queued_at;
+        bool recovered = false; // stored by an earlier run
+    };
+
+    Dispatcher* dispatcher = nullptr;
+    std::shared_ptr<AlertEnricher> enricher;
+    std::chrono::milliseconds max_wait{0};
+
+    std::mutex mutex;
+    std::condition_variable changed;
+    std::deque<Item> items;
+    std::unordered_set<std::string> queued;
+    bool busy = false;
+    bool draining = false; // shutting down: skip instead of fetching
+    bool stopping = false;
+    std::thread thread;
+
+    void push(Item item) {
+        if (queued.insert(item.id).second) {
+            items.push_back(std::move(item));
+            changed.notify_all();
+        }
+    }
+
+    void run() {
+        std::unique_lock lock(mutex);
+        busy = true;
+        lock.unlock();
+        enricher->start();
+        lock.lock();
+        busy = false;
+        changed.notify_all();
+        while (!stopping) {
+            if (items.empty()) {
+                changed.wait(lock, [&] { return stopping || !items.empty(); });
+                continue;
+            }
+            Item item = std::move(items.front());
+            items.pop_front();
+            queued.erase(item.id);
+            // Read with `mutex` held: the dispatcher cannot be stopped and destroyed meanwhile.
+            std::optional<Alert> alert = dispatcher->alert_to_enrich(item.id);
+            if (!alert) {
+                continue;
+            }
+            std::string skip_reason;
+            if (item.recovered) {
+                skip_reason = "details unavailable: crashmail restarted before fetching them";
+            } else if (draining) {
+                skip_reason = "details unavailable: crashmail stopped before fetching them";
+            } else if (std::chrono::steady_clock::now() - item.queued_at > max_wait) {
+                skip_reason = fmt::format(
+                    "details unavailable: not fetched within {} s of the crash (crashmail was "
+                    "busy with the details of other alerts)",
+                    std::chrono::duration_cast<std::chrono::seconds>(max_wait).count());
+            }
+            busy = true;
+            lock.unlock();
+            if (skip_reason.empty()) {
+                enricher->enrich(*alert);
+            } else {
+                enricher->skip(*alert, skip_reason);
+            }
+            lock.lock();
+            busy = false;
+            changed.notify_all();
+            if (stopping) {
+                return; // the dispatcher may be gone: the record stays pending in the store
+            }
+            dispatcher->finish_enrichment(item.id, std::move(*alert));
+        }
     }
 };
 
@@ -157,6 +240,14 @@ Dispatcher::Dispatcher(std::vector<std::unique_ptr<Transport>> channels, AlertSt
     for (auto& worker : m_workers) {
         worker->thread = std::thread([worker] { worker->run(); });
     }
+    if (m_settings.enricher) {
+        m_enrichment = std::make_shared<Enrichment>();
+        m_enrichment->dispatcher = this;
+        m_enrichment->enricher = m_settings.enricher;
+        m_enrichment->max_wait = m_settings.enrich_max_wait;
+        auto enrichment = m_enrichment;
+        m_enrichment->thread = std::thread([enrichment] { enrichment->run(); });
+    }
 }
 
 Dispatcher::~Dispatcher() {
@@ -171,10 +262,12 @@ void Dispatcher::submit(const Alert& alert) {
     }
     AlertRecord record;
     record.alert = alert;
+    record.details_pending = m_enrichment != nullptr;
     for (const auto& worker : m_workers) {
         record.channels[worker->key].name = worker->name;
     }
     bool in_memory = false;
+    bool to_enrich = m_enrichment != nullptr;
     {
         // The same event delivered again (supervisord redelivers an event whose answer
         // it did not get) has the same id: keep the record and its progress.
@@ -182,6 +275,7 @@ void Dispatcher::submit(const Alert& alert) {
         auto existing = m_store.load(alert.id);
         if (existing && existing->has_value()) {
             log::info("alert {} is already in the outbox", alert.id);
+            to_enrich = to_enrich && (*existing)->details_pending;
         } else if (auto saved = m_store.save(record); !saved) {
             log::error("cannot store alert {} in the spool ({}); delivering it from memory, "
                        "it is lost if crashmail stops first",
@@ -195,10 +289,73 @@ void Dispatcher::submit(const Alert& alert) {
             in_memory = true;
         }
     }
+    if (to_enrich) {
+        std::lock_guard lock(m_enrichment->mutex);
+        m_enrichment->push({alert.id, std::chrono::steady_clock::now(), false});
+        return;
+    }
+    queue_for_channels(alert.id, in_memory);
+}
+
+void Dispatcher::queue_for_channels(const std::string& id, bool force) {
     for (auto& worker : m_workers) {
         std::lock_guard lock(worker->mutex);
-        worker->push(Task{Clock::now(), alert.id}, m_settings.queue_limit, in_memory);
+        worker->push(Task{Clock::now(), id}, m_settings.queue_limit, force);
     }
+}
+
+std::optional<Alert> Dispatcher::alert_to_enrich(const std::string& id) {
+    auto record = load(id);
+    if (!record) {
+        log::error("cannot read alert {} from the spool: {}", id, record.error());
+        return std::nullopt;
+    }
+    if (!record->has_value()) {
+        return std::nullopt;
+    }
+    if (!(*record)->details_pending) {
+        bool in_memory = false;
+        {
+            std::lock_guard lock(m_records_mutex);
+            in_memory = m_unsaved.contains(id);
+        }
+        queue_for_channels(id, in_memory);
+        return std::nullopt;
+    }
+    return std::move((*record)->alert);
+}
+
+void Dispatcher::finish_enrichment(const std::string& id, Alert alert) {
+    bool in_memory = false;
+    {
+        std::lock_guard lock(m_records_mutex);
+        AlertRecord record;
+        auto unsaved = m_unsaved.find(id);
+        if (unsaved != m_unsaved.end()) {
+            record = unsaved->second;
+        } else {
+            auto loaded = m_store.load(id);
+            if (!loaded || !loaded->has_value()) {
+                log::error("alert {} vanished from the spool before delivery: {}", id,
+                           loaded ? std::string("no such record") : loaded.error());
+                return;
+            }
+            record = std::move(**loaded);
+        }
+        record.alert = std::move(alert);
+        record.details_pending = false;
+        if (unsaved != m_unsaved.end()) {
+            unsaved->second = std::move(record);
+            in_memory = true;
+        } else if (auto saved = m_store.save(record); !saved) {
+            log::error("cannot store the details of alert {} in the spool ({}); delivering it "
+                       "from memory",
+                       id, saved.error());
+            m_unsaved[id] = std::move(record);
+            in_memory = true;
+        }
+    }
+    queue_for_channels(id, in_memory);
 }
 
 std::size_t Dispatcher::refill(Worker& worker) {
@@ -226,6 +383,9 @@ std::size_t Dispatcher::refill(Worker& worker) {
             return true;
         }
         ++found;
+        if ((*record)->details_pending && m_enrichment) {
+            return true; // the enrichment stage queues it when done
+        }
         auto state = (*record)->channels.find(worker.key);
         Clock::time_point due = Clock::now();
         if (state != (*record)->channels.end()) {
@@ -242,10 +402,27 @@ std::size_t Dispatcher::refill(Worker& worker) {
 
 std::size_t Dispatcher::recover() {
     std::size_t found = 0;
-    for (auto& worker : m_workers) {
-        found = std::max(found, refill(*worker));
+    if (m_enrichment) {
+        std::vector<std::string> unfinished;
+        m_store.scan_pending([&](const std::string& id) {
+            std::lock_guard lock(m_records_mutex);
+            auto record = m_store.load(id);
+            if (record && record->has_value() && (*record)->details_pending) {
+                unfinished.push_back(id);
+            }
+            return true;
+        });
+        std::lock_guard lock(m_enrichment->mutex);
+        for (const std::string& id : unfinished) {
+            m_enrichment->push({id, std::chrono::steady_clock::now(), true});
+        }
+        found = unfinished.size();
     }
-    return found;
+    std::size_t for_channels = 0;
+    for (auto& worker : m_workers) {
+        for_channels = std::max(for_channels, refill(*worker));
+    }
+    return std::max(found, for_channels);
 }
 
 std::expected<std::optional<AlertRecord>, std::string> Dispatcher::load(const std::string& id) {
@@ -354,6 +531,24 @@ std::size_t Dispatcher::shutdown(std::chrono::milliseconds grace) {
     m_stopped = true;
     auto deadline = std::chrono::steady_clock::now() + grace;
     std::size_t left = 0;
+    if (m_enrichment) {
+        std::unique_lock lock(m_enrichment->mutex);
+        m_enrichment->draining = true;
+        m_enrichment->changed.notify_all();
+        m_enrichment->changed.wait_until(
+            lock, deadline, [&] { return !m_enrichment->busy && m_enrichment->items.empty(); });
+        left += m_enrichment->items.size() + (m_enrichment->busy ? 1 : 0);
+        m_enrichment->stopping = true;
+        bool busy = m_enrichment->busy;
+        m_enrichment->changed.notify_all();
+        lock.unlock();
+        if (busy) {
+            log::warning("stopping while the details of an alert are being fetched");
+            m_enrichment->thread.detach();
+        } else {
+            m_enrichment->thread.join();
+        }
+    }
     for (auto& worker : m_workers) {
         std::unique_lock lock(worker->mutex);
         worker->changed.wait_until(lock, deadline,

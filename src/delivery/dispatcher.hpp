@@ -18,6 +18,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace crashmail {
@@ -31,6 +32,22 @@ public:
     virtual void submit(const Alert& alert) = 0;
 };
 
+// An optional stage between submit() and the channels that adds details to an alert (for
+// crashmail: the log tail and exit status fetched from supervisord) and renders its final
+// text. It runs on the dispatcher's own enrichment thread, one alert at a time, so the event
+// loop never waits for it; the channels get an alert only after this stage is done with it.
+class AlertEnricher {
+public:
+    virtual ~AlertEnricher() = default;
+    // Called once on the enrichment thread before the first alert.
+    virtual void start() {}
+    // Adds what it can find to `alert` and renders its final subject and body. Must return
+    // within a bounded time (every alert waits behind the one being enriched).
+    virtual void enrich(Alert& alert) = 0;
+    // Renders the final text without fetching anything; `reason` says why (one line).
+    virtual void skip(Alert& alert, std::string_view reason) = 0;
+};
+
 // A stable key for a channel in stored records: 16 hex digits of SHA-256 over its
 // identity(), so that the same channel is recognised after a restart.
 std::string channel_key(const Transport& channel);
@@ -42,6 +59,11 @@ struct DispatcherSettings {
     std::size_t queue_limit = 1000;
     // Returns a number in [-1, 1] for the backoff's jitter; uniform random by default.
     std::function<double()> jitter;
+    // The enrichment stage; nullptr: alerts go to the channels as submitted.
+    std::shared_ptr<AlertEnricher> enricher;
+    // An alert that waited longer than this for the enrichment stage is skipped (its
+    // details would describe a later instance of the process anyway) rather than held back.
+    std::chrono::milliseconds enrich_max_wait{10000};
 };
 
 class Dispatcher final : public AlertSink {
@@ -58,11 +80,15 @@ public:
     void submit(const Alert& alert) override;
 
     // Queues what the store holds from an earlier run. Returns the number of records found.
+    // A record an earlier run stored but never enriched gets the enricher's skip() with
+    // "details unavailable: crashmail restarted before fetching them".
     std::size_t recover();
 
-    // Takes no more alerts; lets the workers deliver what is due for up to `grace`, then
-    // stops them. Returns the number of deliveries (alert x channel) left pending; they stay
-    // in the store for the next start. A worker still inside a delivery is detached.
+    // Takes no more alerts; lets the enrichment stage finish the alert in hand (the rest are
+    // skipped: "crashmail stopped before fetching them") and the workers deliver what is due
+    // for up to `grace`, then stops them. Returns the number of deliveries (alert x channel) left
+    // pending; they stay in the store for the next start. A worker still inside a delivery is
+    // detached.
     std::size_t shutdown(std::chrono::milliseconds grace);
 
     std::size_t channel_count() const { return m_workers.size(); }
@@ -70,6 +96,16 @@ public:
 private:
     struct Worker;
     friend struct Worker;
+    struct Enrichment;
+    friend struct Enrichment;
+
+    // Queues `id` for every channel (`force`: even past the queue limit).
+    void queue_for_channels(const std::string& id, bool force);
+    // The alert of record `id` if it still waits for enrichment; std::nullopt otherwise
+    // (gone, or already enriched: then it is queued for the channels).
+    std::optional<Alert> alert_to_enrich(const std::string& id);
+    // Stores the enriched alert (clearing details_pending) and queues it for the channels.
+    void finish_enrichment(const std::string& id, Alert alert);
 
     // Reads a record from memory (when the store failed) or the store.
     std::expected<std::optional<AlertRecord>, std::string> load(const std::string& id);
@@ -84,7 +120,8 @@ private:
     AlertStore& m_store;
     DispatcherSettings m_settings;
     std::vector<std::shared_ptr<Worker>> m_workers;
-    std::mutex m_records_mutex; // one record update at a time: read, change, write
+    std::shared_ptr<Enrichment> m_enrichment; // nullptr without an enricher
+    std::mutex m_records_mutex;               // one record update at a time: read, change, write
     std::map<std::string, AlertRecord> m_unsaved; // records the store could not take
     bool m_stopped = false;
 };

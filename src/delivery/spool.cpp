@@ -199,7 +199,8 @@ std::expected<void, std::string> DirectorySpool::remove(const std::string& id) {
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
         return std::unexpected(errno_text("cannot remove", path));
     }
-    ::fsync(m_pending_fd);
+    // No directory fsync: if a crash undoes the unlink, the alert is delivered once more,
+    // which at-least-once allows, and the next write to the directory is not held up.
     return {};
 }
 

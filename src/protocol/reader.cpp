@@ -85,9 +85,9 @@ std::expected<std::optional<Event>, ReadError> Reader::next() {
     }
     auto header = parse_event_header(line);
     if (!header) {
-        return std::unexpected(
-            ReadError{ReadError::Kind::bad_header,
-                      fmt::format("bad event header ({}): '{}'", header.error(), escape(line))});
+        return std::unexpected(ReadError{
+            ReadError::Kind::bad_header,
+            fmt::format("bad event header ({}): '{}'", escape(header.error()), escape(line))});
     }
     if (header->length > k_max_payload_chars) {
         return std::unexpected(

@@ -6,7 +6,7 @@
 #include <chrono>
 #include <cstring>
 #include <fmt/core.h>
-#include <string.h> // sigdescr_np, sigabbrev_np (GNU)
+#include <string.h> // NOLINT(modernize-deprecated-headers): sigdescr_np, sigabbrev_np (GNU)
 #include <utility>
 
 namespace crashmail {

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fmt/core.h>
 #include <memory>
+#include <ranges>
 #include <utility>
 
 namespace crashmail {
@@ -145,9 +146,9 @@ public:
     // libcurl sends QUIT after a failure, so the very last reply is often "221 Bye" while the
     // one that explains the failure came before it.
     std::string reply_for(long code) const {
-        for (auto it = m_replies.rbegin(); it != m_replies.rend(); ++it) {
-            if (code != 0 && smtp_reply_code(*it) == code) {
-                return *it;
+        for (const std::string& reply : std::views::reverse(m_replies)) {
+            if (code != 0 && smtp_reply_code(reply) == code) {
+                return reply;
             }
         }
         if (!m_current.empty()) {

@@ -120,6 +120,12 @@ nlohmann::json webhook_document(const Alert& alert) {
     document["time"] = timefmt::rfc3339_utc(alert.time);
     document["subject"] = alert.subject;
     document["message"] = alert.body;
+    // Added within version 1: why it crashed (null when unknown or not asked for).
+    document["exit_status"] = string_or_null(alert.exit_status);
+    document["spawn_error"] = string_or_null(alert.spawn_error);
+    document["log_tail"] = string_or_null(alert.log_tail);
+    document["log_source"] = string_or_null(alert.log_source);
+    document["details_note"] = string_or_null(alert.details_note);
     return document;
 }
 
@@ -134,6 +140,10 @@ nlohmann::json slack_payload(const Alert& alert) {
          {"text", slack_text("*Host*\n" + or_unknown(alert.host), k_slack_field)}},
         {{"type", "mrkdwn"}, {"text", slack_text("*PID*\n" + pid_text(alert), k_slack_field)}},
     });
+    if (!alert.exit_status.empty()) {
+        fields.push_back({{"type", "mrkdwn"},
+                          {"text", slack_text("*Exit*\n" + alert.exit_status, k_slack_field)}});
+    }
     json blocks = json::array();
     blocks.push_back(
         {{"type", "header"},
@@ -172,6 +182,9 @@ nlohmann::json discord_payload(const Alert& alert) {
     };
     if (!alert.body.empty()) {
         embed["description"] = cut(alert.body, k_discord_description);
+    }
+    if (!alert.exit_status.empty()) {
+        embed["fields"].push_back(field("Exit", alert.exit_status));
     }
     return json{
         {"content", cut(alert.subject, k_discord_content)},
@@ -217,6 +230,15 @@ nlohmann::json alertmanager_payload(const Alert& alert) {
     if (alert.pid) {
         annotations["pid"] = std::to_string(*alert.pid);
     }
+    auto add_annotation = [&annotations](const char* name, const std::string& value) {
+        if (!value.empty()) {
+            annotations[name] = value;
+        }
+    };
+    add_annotation("exit_status", alert.exit_status);
+    add_annotation("spawn_error", alert.spawn_error);
+    add_annotation("log_tail", alert.log_tail);
+    add_annotation("details_note", alert.details_note);
     return json::array({{{"labels", labels},
                          {"annotations", annotations},
                          {"startsAt", timefmt::rfc3339_utc(alert.time)}}});

@@ -16,7 +16,8 @@ inline constexpr int k_webhook_schema_version = 1;
 // The generic JSON document (--webhook), schema version 1:
 //   version (int), id, event, state, process, group, from_state (string or null),
 //   pid (int or null), expected (bool or null), serial (int), host, time (RFC 3339 UTC),
-//   subject, message (the alert's body).
+//   subject, message (the alert's body); added within version 1 (additive): exit_status,
+//   spawn_error, log_tail, log_source ("stderr" or "stdout"), details_note (strings or null).
 // Unknown values are null, never missing.
 nlohmann::json webhook_document(const Alert& alert);
 
@@ -33,7 +34,8 @@ nlohmann::json discord_payload(const Alert& alert);
 
 // Alertmanager API v2 (POST /api/v2/alerts): an array with one alert whose labels are
 // alertname (alertmanager_alert_name()), host, group, process and state, and whose
-// annotations are summary (the subject), description (the body) and id; startsAt is the
+// annotations are summary (the subject), description (the body), id, and when known
+// from_state, pid, exit_status, spawn_error, log_tail and details_note; startsAt is the
 // alert's time. No endsAt: Alertmanager resolves it after its resolve_timeout.
 nlohmann::json alertmanager_payload(const Alert& alert);
 

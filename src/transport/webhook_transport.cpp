@@ -107,8 +107,8 @@ std::string hmac_sha256_hex(std::string_view key, std::string_view data) {
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int length = 0;
     // HMAC() accepts a NULL key only with length 0; give it a valid pointer in every case.
-    static const unsigned char empty = 0;
-    const void* key_bytes = key.empty() ? static_cast<const void*>(&empty) : key.data();
+    static const unsigned char k_empty = 0;
+    const void* key_bytes = key.empty() ? static_cast<const void*>(&k_empty) : key.data();
     if (key.size() > static_cast<std::size_t>(INT_MAX) ||
         HMAC(EVP_sha256(), key_bytes, static_cast<int>(key.size()),
              reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest,
@@ -272,8 +272,7 @@ std::expected<std::string, std::string> read_secret_file(const std::string& path
 }
 
 WebhookTransport::WebhookTransport(WebhookSettings settings, std::shared_ptr<HttpClient> client)
-    : m_settings(std::move(settings)), m_client(std::move(client)) {
-    m_target_url = m_settings.url;
+    : m_settings(std::move(settings)), m_client(std::move(client)), m_target_url(m_settings.url) {
     if (m_settings.flavor == WebhookFlavor::alertmanager) {
         if (auto alerts = alertmanager_alerts_url(m_settings.url)) {
             m_target_url = *alerts;
@@ -298,7 +297,7 @@ HttpRequest WebhookTransport::build_request(const Alert& alert) const {
     request.content_type = "application/json";
     request.cacert = m_settings.cacert;
     request.timeout = m_settings.timeout;
-    request.headers.push_back("User-Agent: crashmail/" CRASHMAIL_VERSION);
+    request.headers.emplace_back("User-Agent: crashmail/" CRASHMAIL_VERSION);
     request.headers.push_back("X-Crashmail-Id: " + one_line(alert.id, 200));
     if (!m_settings.hmac_secret.empty()) {
         request.headers.push_back("X-Crashmail-Signature: " +

@@ -15,8 +15,6 @@
 #include <unistd.h>
 #include <utility>
 
-extern char** environ;
-
 namespace crashmail {
 
 namespace {
@@ -243,7 +241,7 @@ private:
     }
 
     void read_output() {
-        std::array<char, k_chunk> buffer;
+        std::array<char, k_chunk> buffer{};
         while (m_from_child.valid()) {
             const ssize_t n = ::read(m_from_child.get(), buffer.data(), buffer.size());
             if (n < 0) {

@@ -21,9 +21,9 @@ std::tm local_tm(TimePoint time) {
 
 std::string asctime_local(TimePoint time) {
     std::tm tm = local_tm(time);
-    auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(time.time_since_epoch())
-                      .count() %
-                  1000;
+    auto millis =
+        std::chrono::duration_cast<std::chrono::milliseconds>(time.time_since_epoch()).count() %
+        1000;
     if (millis < 0) {
         millis += 1000;
     }

@@ -33,6 +33,10 @@ SCHEMA_TYPES = {
     "from_state": (str, type(None)), "pid": (int, type(None)),
     "expected": (bool, type(None)), "serial": int, "host": str, "time": str, "subject": str,
     "message": str,
+    # Added within version 1 (why it crashed): strings, or null when unknown.
+    "exit_status": (str, type(None)), "spawn_error": (str, type(None)),
+    "log_tail": (str, type(None)), "log_source": (str, type(None)),
+    "details_note": (str, type(None)),
 }
 
 

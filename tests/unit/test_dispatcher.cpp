@@ -342,3 +342,243 @@ TEST_CASE("channel keys are stable and differ between channels", "[dispatcher]")
     CHECK(channel_key(*channels.list[0]) != channel_key(*channels.list[1]));
     CHECK(channel_key(*channels.list[0]).size() == 16);
 }
+
+namespace {
+
+// An enrichment stage that records what it was asked, can be held at a gate, and marks the
+// alerts it handled.
+struct FakeEnricher final : public AlertEnricher {
+    std::mutex mutex;
+    std::condition_variable changed;
+    bool gate_open = true;
+    std::size_t started = 0;
+    std::vector<std::string> enriched;
+    std::vector<std::pair<std::string, std::string>> skipped;
+
+    void enrich(Alert& alert) override {
+        std::unique_lock lock(mutex);
+        ++started;
+        changed.notify_all();
+        changed.wait(lock, [&] { return gate_open; });
+        alert.exit_status = "exit status 3";
+        alert.subject = "enriched " + alert.id;
+        enriched.push_back(alert.id);
+    }
+    void skip(Alert& alert, std::string_view reason) override {
+        std::lock_guard lock(mutex);
+        alert.details_note = std::string(reason);
+        alert.subject = "skipped " + alert.id;
+        skipped.emplace_back(alert.id, std::string(reason));
+    }
+    void open() {
+        {
+            std::lock_guard lock(mutex);
+            gate_open = true;
+        }
+        changed.notify_all();
+    }
+};
+
+// A channel that keeps the alerts it delivered.
+struct KeepingChannel final : public Transport {
+    struct State {
+        std::mutex mutex;
+        std::vector<Alert> delivered;
+    };
+    explicit KeepingChannel(std::shared_ptr<State> state) : m_state(std::move(state)) {}
+    std::string name() const override { return "keeping"; }
+    std::expected<void, Failure> deliver(const Alert& alert) override {
+        std::lock_guard lock(m_state->mutex);
+        m_state->delivered.push_back(alert);
+        return {};
+    }
+    std::shared_ptr<State> m_state;
+};
+
+} // namespace
+
+TEST_CASE("with an enricher the channels get the enriched alert, stored before delivery",
+          "[dispatcher]") {
+    FakeStore store;
+    auto kept = std::make_shared<KeepingChannel::State>();
+    std::vector<std::unique_ptr<Transport>> channels;
+    channels.push_back(std::make_unique<KeepingChannel>(kept));
+    auto enricher = std::make_shared<FakeEnricher>();
+    enricher->gate_open = false;
+    auto settings = fast_retries();
+    settings.enricher = enricher;
+    Dispatcher dispatcher(std::move(channels), store, settings);
+
+    dispatcher.submit(alert("1"));
+    // submit() returned while the enricher is held: the record is stored, marked, and not
+    // delivered.
+    REQUIRE(store.pending_count() == 1);
+    CHECK(store.pending.at("1").details_pending);
+    REQUIRE(eventually([&] {
+        std::lock_guard lock(enricher->mutex);
+        return enricher->started == 1;
+    }));
+    std::this_thread::sleep_for(50ms);
+    {
+        std::lock_guard lock(kept->mutex);
+        CHECK(kept->delivered.empty());
+    }
+    enricher->open();
+    REQUIRE(eventually([&] { return store.pending_count() == 0; }));
+    CHECK(dispatcher.shutdown(5s) == 0);
+    REQUIRE(kept->delivered.size() == 1);
+    CHECK(kept->delivered[0].subject == "enriched 1");
+    CHECK(kept->delivered[0].exit_status == "exit status 3");
+    CHECK(enricher->enriched == std::vector<std::string>{"1"});
+}
+
+TEST_CASE("a held enricher never delays submit()", "[dispatcher]") {
+    FakeStore store;
+    Channels channels;
+    auto a = channels.add("a");
+    auto enricher = std::make_shared<FakeEnricher>();
+    enricher->gate_open = false;
+    auto settings = fast_retries();
+    settings.enricher = enricher;
+    auto dispatcher = std::make_unique<Dispatcher>(std::move(channels.list), store, settings);
+    auto before = std::chrono::steady_clock::now();
+    for (int i = 0; i < 20; ++i) {
+        dispatcher->submit(alert(fmt::format("{:02}", i)));
+    }
+    CHECK(std::chrono::steady_clock::now() - before < 2s); // nothing waited for the gate
+    CHECK(store.pending_count() == 20);
+    REQUIRE(eventually([&] {
+        std::lock_guard lock(enricher->mutex);
+        return enricher->started == 1;
+    }));
+    // Stopping while the enricher is held (a real one is bounded by its time budget): every
+    // alert stays pending, marked, for the next start.
+    CHECK(dispatcher->shutdown(50ms) == 20);
+    dispatcher.reset();
+    CHECK(store.pending_count() == 20);
+    CHECK(store.pending.at("00").details_pending);
+    CHECK(a->delivered.empty());
+    enricher->open(); // the detached enrichment thread finishes without the dispatcher
+    REQUIRE(eventually([&] {
+        std::lock_guard lock(enricher->mutex);
+        return enricher->enriched.size() == 1;
+    }));
+}
+
+TEST_CASE("a record an earlier run never enriched is delivered with the restart note",
+          "[dispatcher]") {
+    FakeStore store;
+    auto kept = std::make_shared<KeepingChannel::State>();
+    std::vector<std::unique_ptr<Transport>> channels;
+    channels.push_back(std::make_unique<KeepingChannel>(kept));
+    AlertRecord old;
+    old.alert = alert("old");
+    old.details_pending = true;
+    old.channels[channel_key(*channels[0])].name = "keeping";
+    store.pending["old"] = old;
+    auto enricher = std::make_shared<FakeEnricher>();
+    auto settings = fast_retries();
+    settings.enricher = enricher;
+    Dispatcher dispatcher(std::move(channels), store, settings);
+    CHECK(dispatcher.recover() == 1);
+    REQUIRE(eventually([&] { return store.pending_count() == 0; }));
+    CHECK(dispatcher.shutdown(5s) == 0);
+    CHECK(enricher->enriched.empty());
+    REQUIRE(enricher->skipped.size() == 1);
+    CHECK(enricher->skipped[0].second ==
+          "details unavailable: crashmail restarted before fetching them");
+    REQUIRE(kept->delivered.size() == 1);
+    CHECK(kept->delivered[0].subject == "skipped old");
+}
+
+TEST_CASE("without an enricher a stored details_pending record is delivered as it is",
+          "[dispatcher]") {
+    FakeStore store;
+    Channels channels;
+    auto a = channels.add("a");
+    AlertRecord old;
+    old.alert = alert("old");
+    old.details_pending = true;
+    old.channels[channel_key(*channels.list[0])].name = "a";
+    store.pending["old"] = old;
+    Dispatcher dispatcher(std::move(channels.list), store, fast_retries());
+    CHECK(dispatcher.recover() == 1);
+    REQUIRE(wait_for(a, 1));
+    CHECK(dispatcher.shutdown(5s) == 0);
+}
+
+TEST_CASE("a redelivered event waiting for details is enriched once", "[dispatcher]") {
+    FakeStore store;
+    Channels channels;
+    auto a = channels.add("a");
+    auto enricher = std::make_shared<FakeEnricher>();
+    enricher->gate_open = false;
+    auto settings = fast_retries();
+    settings.enricher = enricher;
+    Dispatcher dispatcher(std::move(channels.list), store, settings);
+    dispatcher.submit(alert("1"));
+    dispatcher.submit(alert("2"));
+    dispatcher.submit(alert("2")); // redelivered while still queued for enrichment
+    enricher->open();
+    REQUIRE(wait_for(a, 2));
+    REQUIRE(eventually([&] { return store.pending_count() == 0; }));
+    CHECK(dispatcher.shutdown(5s) == 0);
+    CHECK(enricher->enriched == std::vector<std::string>{"1", "2"});
+    CHECK(a->delivered == std::vector<std::string>{"1", "2"});
+}
+
+TEST_CASE("alerts that waited too long for details are skipped, not held back", "[dispatcher]") {
+    FakeStore store;
+    Channels channels;
+    auto a = channels.add("a");
+    auto enricher = std::make_shared<FakeEnricher>();
+    enricher->gate_open = false;
+    auto settings = fast_retries();
+    settings.enricher = enricher;
+    settings.enrich_max_wait = 100ms;
+    Dispatcher dispatcher(std::move(channels.list), store, settings);
+    dispatcher.submit(alert("1"));
+    REQUIRE(eventually([&] {
+        std::lock_guard lock(enricher->mutex);
+        return enricher->started == 1;
+    }));
+    dispatcher.submit(alert("2"));
+    std::this_thread::sleep_for(200ms); // "2" waits behind the held "1" past the limit
+    enricher->open();
+    REQUIRE(wait_for(a, 2));
+    CHECK(dispatcher.shutdown(5s) == 0);
+    CHECK(enricher->enriched == std::vector<std::string>{"1"});
+    REQUIRE(enricher->skipped.size() == 1);
+    CHECK(enricher->skipped[0].first == "2");
+    CHECK_THAT(enricher->skipped[0].second, Catch::Contains("not fetched within 0 s"));
+}
+
+TEST_CASE("at shutdown the alerts still waiting for details are delivered without them",
+          "[dispatcher]") {
+    FakeStore store;
+    Channels channels;
+    auto a = channels.add("a");
+    auto enricher = std::make_shared<FakeEnricher>();
+    enricher->gate_open = false;
+    auto settings = fast_retries();
+    settings.enricher = enricher;
+    Dispatcher dispatcher(std::move(channels.list), store, settings);
+    dispatcher.submit(alert("1"));
+    dispatcher.submit(alert("2"));
+    REQUIRE(eventually([&] {
+        std::lock_guard lock(enricher->mutex);
+        return enricher->started == 1;
+    }));
+    std::thread opener([&] {
+        std::this_thread::sleep_for(100ms);
+        enricher->open();
+    });
+    CHECK(dispatcher.shutdown(5s) == 0);
+    opener.join();
+    CHECK(a->delivered.size() == 2);
+    CHECK(enricher->enriched == std::vector<std::string>{"1"});
+    REQUIRE(enricher->skipped.size() == 1);
+    CHECK(enricher->skipped[0].second ==
+          "details unavailable: crashmail stopped before fetching them");
+    CHECK(store.pending_count() == 0);
+}

@@ -51,7 +51,7 @@ ListenerSettings watch(bool any, std::vector<std::string> patterns = {}) {
     settings.selection = Selection(any, std::move(parsed));
     settings.context = AlertContext{"host.example.com", ""};
     settings.now = [] { return std::chrono::system_clock::time_point(std::chrono::seconds(1)); };
-    settings.alert_id = [](const Event& event) {
+    settings.alert_id = [](const Event& event, std::string_view) {
         return "id-" + std::to_string(event.header.serial);
     };
     return settings;
@@ -246,11 +246,13 @@ TEST_CASE("an event's alert id is the same when supervisord redelivers it", "[li
     Event again = event;
     again.header.pool = "otherpool";
     again.header.pool_serial = 3;
-    CHECK(event_alert_id(event) == event_alert_id(again));
-    CHECK_THAT(event_alert_id(event), Catch::Matches("s20\\.[0-9a-f]{16}"));
+    CHECK(event_alert_id(event, "boot:1:100") == event_alert_id(again, "boot:1:100"));
+    CHECK_THAT(event_alert_id(event, "boot:1:100"), Catch::Matches("s20\\.[0-9a-f]{16}"));
     Event other = event;
     other.payload = "processname:crasher groupname:crasher from_state:RUNNING expected:0 pid:7009";
-    CHECK(event_alert_id(other) != event_alert_id(event));
+    CHECK(event_alert_id(other, "boot:1:100") != event_alert_id(event, "boot:1:100"));
+    // The same first event of another supervisord run is another alert.
+    CHECK(event_alert_id(event, "boot:1:100") != event_alert_id(event, "boot:1:250"));
 }
 
 // A sink that records the protocol bytes already answered when each alert arrives.

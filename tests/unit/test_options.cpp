@@ -1,7 +1,10 @@
 #include "app/options.hpp"
 
 #include <catch2/catch.hpp>
+#include <cstdlib>
+#include <string>
 #include <sysexits.h>
+#include <unistd.h>
 #include <vector>
 
 using crashmail::Options;
@@ -164,4 +167,75 @@ TEST_CASE("there is no option that takes a password", "[options]") {
         REQUIRE_FALSE(options);
         CHECK(options.error().exit_code == EX_USAGE);
     }
+}
+
+namespace {
+
+// A file under /tmp with `content`, removed at the end of the test.
+struct TempFile {
+    explicit TempFile(const std::string& content) {
+        char pattern[] = "/tmp/crashmail-options-XXXXXX";
+        int fd = ::mkstemp(pattern);
+        REQUIRE(fd >= 0);
+        REQUIRE(::write(fd, content.data(), content.size()) ==
+                static_cast<ssize_t>(content.size()));
+        ::close(fd);
+        path = pattern;
+    }
+    ~TempFile() { ::unlink(path.c_str()); }
+    std::string path;
+};
+
+} // namespace
+
+TEST_CASE("the options --tail, --subject and --body are collected and --tail is bounded", "[options]") {
+    auto defaults = parse({"-a"});
+    REQUIRE(defaults);
+    CHECK(defaults->tail_lines == 0);
+    CHECK(defaults->subject_template.empty());
+    CHECK(defaults->body_template.empty());
+
+    auto options = parse({"-a", "--tail", "20", "--subject", "{name}: {exit_status}", "--body",
+                          "{default_body}\\nRunbook"});
+    REQUIRE(options);
+    CHECK(options->tail_lines == 20);
+    CHECK(options->subject_template == "{name}: {exit_status}");
+    CHECK(options->body_template == "{default_body}\\nRunbook"); // escapes are the template's
+    CHECK(parse({"--tail", "1000"}));
+    CHECK(parse({"--tail", "1001"}).error().exit_code == EX_USAGE);
+    CHECK(parse({"--tail", "-1"}).error().exit_code == EX_USAGE);
+}
+
+TEST_CASE("a --config file supplies long options in INI or TOML and the command line wins",
+          "[options]") {
+    TempFile file("# crashmail\n"
+                  "email = [\"a@example.com\", \"b@example.com\"]\n"
+                  "program = web\n"
+                  "tail = 20\n"
+                  "sendmail_program = \"/usr/sbin/sendmail -t -i -f ops\"\n"
+                  "subject = \"[{host}] {name}\"\n"
+                  "max-age = 2h\n");
+    auto options = parse({"--config", file.path.c_str(), "--tail", "5"});
+    REQUIRE(options);
+    CHECK(options->emails == std::vector<std::string>{"a@example.com", "b@example.com"});
+    CHECK(options->programs == std::vector<std::string>{"web"});
+    CHECK(options->tail_lines == 5);
+    CHECK(options->sendmail_program == "/usr/sbin/sendmail -t -i -f ops");
+    CHECK(options->subject_template == "[{host}] {name}");
+    CHECK(options->max_age == std::chrono::hours(2));
+}
+
+TEST_CASE("a --config file that is missing or names an unknown option is a configuration "
+          "error (78)",
+          "[options]") {
+    auto missing = parse({"--config", "/nonexistent/crashmail.ini"});
+    REQUIRE_FALSE(missing);
+    CHECK(missing.error().exit_code == EX_CONFIG);
+    CHECK_THAT(missing.error().message, Catch::StartsWith("--config: "));
+
+    TempFile typo("emial = ops@example.com\n");
+    auto unknown = parse({"--config", typo.path.c_str()});
+    REQUIRE_FALSE(unknown);
+    CHECK(unknown.error().exit_code == EX_CONFIG);
+    CHECK_THAT(unknown.error().message, Catch::Contains("emial"));
 }

@@ -88,9 +88,11 @@ bool is_valid_utf8(const std::string& text) {
 
 TEST_CASE("the webhook document carries every schema field with its type", "[webhook]") {
     json document = webhook_document(crash_alert());
-    const std::vector<std::string> fields = {
-        "version", "id",       "event",  "state", "process", "group",   "from_state",
-        "pid",     "expected", "serial", "host",  "time",    "subject", "message"};
+    const std::vector<std::string> fields = {"version",  "id",         "event",       "state",
+                                             "process",  "group",      "from_state",  "pid",
+                                             "expected", "serial",     "host",        "time",
+                                             "subject",  "message",    "exit_status", "spawn_error",
+                                             "log_tail", "log_source", "details_note"};
     for (const std::string& field : fields) {
         INFO(field);
         CHECK(document.contains(field));
@@ -526,4 +528,31 @@ TEST_CASE("the curl client reports a refused connection as transient", "[webhook
     REQUIRE_FALSE(response);
     CHECK(response.error().kind == Failure::Kind::transient);
     CHECK_THAT(response.error().message, Catch::StartsWith("http://127.0.0.1:1/hook: "));
+}
+
+TEST_CASE("why it crashed is in the JSON document and the Alertmanager annotations, null or "
+          "absent when unknown",
+          "[webhook]") {
+    Alert alert = crash_alert();
+    json plain = webhook_document(alert);
+    CHECK(plain["exit_status"].is_null());
+    CHECK(plain["log_tail"].is_null());
+    CHECK(plain["details_note"].is_null());
+    CHECK_FALSE(alertmanager_payload(alert)[0]["annotations"].contains("log_tail"));
+
+    alert.exit_status = "killed by signal 11 (SIGSEGV)";
+    alert.log_tail = "fatal: db unreachable\nbye ünïcode";
+    alert.log_source = "stderr";
+    alert.details_note = "spawn error unknown: x";
+    json document = webhook_document(alert);
+    CHECK(document["version"] == 1);
+    CHECK(document["exit_status"] == "killed by signal 11 (SIGSEGV)");
+    CHECK(document["log_tail"] == "fatal: db unreachable\nbye ünïcode");
+    CHECK(document["log_source"] == "stderr");
+    CHECK(document["details_note"] == "spawn error unknown: x");
+    json annotations = alertmanager_payload(alert)[0]["annotations"];
+    CHECK(annotations["exit_status"] == "killed by signal 11 (SIGSEGV)");
+    CHECK(annotations["log_tail"] == "fatal: db unreachable\nbye ünïcode");
+    CHECK(annotations["details_note"] == "spawn error unknown: x");
+    CHECK_FALSE(annotations.contains("spawn_error"));
 }

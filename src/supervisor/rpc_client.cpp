@@ -1,0 +1,261 @@
+#include "supervisor/rpc_client.hpp"
+
+#include "transport/http_client.hpp"
+
+#include <curl/curl.h>
+#include <fmt/format.h>
+#include <memory>
+#include <mutex>
+
+namespace crashmail {
+namespace {
+
+constexpr std::size_t k_max_answer_bytes = 8 * 1024 * 1024;
+constexpr std::size_t k_message_bytes = 300;
+
+struct EasyDeleter {
+    void operator()(CURL* handle) const { curl_easy_cleanup(handle); }
+};
+struct SlistDeleter {
+    void operator()(curl_slist* list) const { curl_slist_free_all(list); }
+};
+
+struct Answer {
+    std::string body;
+    bool too_large = false;
+};
+
+std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) {
+    auto* answer = static_cast<Answer*>(user);
+    std::size_t n = size * count;
+    if (answer->body.size() + n > k_max_answer_bytes) {
+        answer->too_large = true;
+        return 0; // aborts the transfer
+    }
+    answer->body.append(data, n);
+    return n;
+}
+
+RpcError error(RpcError::Kind kind, std::string message) {
+    RpcError result;
+    result.kind = kind;
+    result.message = std::move(message);
+    return result;
+}
+
+std::string seconds_text(std::chrono::milliseconds duration) {
+    return fmt::format("{:.1f} s", static_cast<double>(duration.count()) / 1000.0);
+}
+
+// The value of member `name` as a string ("" when absent or not a string).
+std::string string_member(const xmlrpc::Value& value, std::string_view name) {
+    const xmlrpc::Value* member = value.member(name);
+    return member != nullptr && member->as_string() != nullptr ? *member->as_string()
+                                                               : std::string();
+}
+
+std::int64_t int_member(const xmlrpc::Value& value, std::string_view name) {
+    const xmlrpc::Value* member = value.member(name);
+    return member != nullptr && member->as_int() != nullptr ? *member->as_int() : 0;
+}
+
+} // namespace
+
+std::string RpcError::describe(std::string_view server) const {
+    if (kind == Kind::unusable) {
+        return message;
+    }
+    return fmt::format("supervisord ({}): {}", server, message);
+}
+
+std::expected<RpcEndpoint, std::string> parse_server_url(std::string_view server_url) {
+    constexpr std::string_view unix_scheme = "unix://";
+    constexpr std::string_view http_scheme = "http://";
+    if (server_url.starts_with(unix_scheme)) {
+        std::string path(server_url.substr(unix_scheme.size()));
+        if (path.empty() || path.front() != '/') {
+            return std::unexpected(fmt::format(
+                "SUPERVISOR_SERVER_URL '{}': the socket path must be absolute", server_url));
+        }
+        return RpcEndpoint{path, "http://localhost/RPC2"};
+    }
+    if (server_url.starts_with(http_scheme)) {
+        std::string_view rest = server_url.substr(http_scheme.size());
+        auto slash = rest.find('/');
+        std::string_view authority = rest.substr(0, slash);
+        if (authority.empty() || authority.find_first_of(" @?#") != std::string_view::npos) {
+            return std::unexpected(
+                fmt::format("SUPERVISOR_SERVER_URL '{}' is not http://host:port", server_url));
+        }
+        return RpcEndpoint{{}, fmt::format("http://{}/RPC2", authority)};
+    }
+    return std::unexpected(fmt::format(
+        "SUPERVISOR_SERVER_URL '{}' is neither unix:///path nor http://host:port", server_url));
+}
+
+std::expected<xmlrpc::Value, RpcError> interpret_answer(long status, std::string_view body) {
+    if (status != 200) {
+        RpcError result;
+        result.kind = RpcError::Kind::http;
+        result.http_status = status;
+        result.message = fmt::format("HTTP {}", status);
+        if (auto reason = http_reason_phrase(status); !reason.empty()) {
+            result.message += fmt::format(" {}", reason);
+        }
+        return std::unexpected(std::move(result));
+    }
+    auto parsed = xmlrpc::parse_response(body);
+    if (!parsed) {
+        return std::unexpected(
+            error(RpcError::Kind::malformed,
+                  "answer is not XML-RPC: " + one_line(parsed.error().message, k_message_bytes)));
+    }
+    if (auto* fault = std::get_if<xmlrpc::Fault>(&*parsed)) {
+        RpcError result;
+        result.kind = RpcError::Kind::fault;
+        result.fault_code = fault->code;
+        result.message =
+            fmt::format("fault {} ({})", fault->code, one_line(fault->string, k_message_bytes));
+        return std::unexpected(std::move(result));
+    }
+    return std::get<xmlrpc::Value>(std::move(*parsed));
+}
+
+CurlSupervisorRpc::CurlSupervisorRpc(std::string server_url, RpcCredentials credentials)
+    : m_server_url(std::move(server_url)), m_endpoint(parse_server_url(m_server_url)),
+      m_credentials(std::move(credentials)) {
+    static std::once_flag once;
+    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+std::expected<xmlrpc::Value, RpcError>
+CurlSupervisorRpc::call(std::string_view method, const std::vector<xmlrpc::Value>& params,
+                        std::chrono::milliseconds timeout) {
+    if (!m_endpoint) {
+        return std::unexpected(error(RpcError::Kind::unusable, m_endpoint.error()));
+    }
+    if (timeout <= std::chrono::milliseconds::zero()) {
+        return std::unexpected(error(RpcError::Kind::timeout, "no time left to ask"));
+    }
+    std::unique_ptr<CURL, EasyDeleter> easy(curl_easy_init());
+    if (!easy) {
+        return std::unexpected(error(RpcError::Kind::connect, "cannot initialise libcurl"));
+    }
+    CURL* curl = easy.get();
+    const std::string request = xmlrpc::build_call(method, params);
+
+    curl_slist* raw_headers = curl_slist_append(nullptr, "Content-Type: text/xml");
+    if (curl_slist* grown = curl_slist_append(raw_headers, "Expect:"); grown != nullptr) {
+        raw_headers = grown;
+    }
+    std::unique_ptr<curl_slist, SlistDeleter> headers(raw_headers);
+
+    Answer answer;
+    char error_text[CURL_ERROR_SIZE] = {};
+    const long timeout_ms = static_cast<long>(timeout.count());
+    curl_easy_setopt(curl, CURLOPT_URL, m_endpoint->url.c_str());
+    if (!m_endpoint->socket_path.empty()) {
+        curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, m_endpoint->socket_path.c_str());
+    }
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http");
+    curl_easy_setopt(curl, CURLOPT_PROXY, ""); // supervisord is local: never via a proxy
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_POST, 1L);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, request.data());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.size()));
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers.get());
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &answer);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_text);
+    curl_easy_setopt(curl, CURLOPT_USERAGENT, "crashmail/" CRASHMAIL_VERSION);
+    if (!m_credentials.username.empty()) {
+        curl_easy_setopt(curl, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+        curl_easy_setopt(curl, CURLOPT_USERNAME, m_credentials.username.c_str());
+        curl_easy_setopt(curl, CURLOPT_PASSWORD, m_credentials.password.c_str());
+    }
+
+    CURLcode code = curl_easy_perform(curl);
+    if (code == CURLE_OPERATION_TIMEDOUT) {
+        return std::unexpected(
+            error(RpcError::Kind::timeout, "no answer within " + seconds_text(timeout)));
+    }
+    if (answer.too_large) {
+        return std::unexpected(error(RpcError::Kind::malformed, "answer larger than 8 MiB"));
+    }
+    if (code != CURLE_OK) {
+        std::string_view detail = error_text[0] != '\0'
+                                      ? std::string_view(error_text)
+                                      : std::string_view(curl_easy_strerror(code));
+        return std::unexpected(error(RpcError::Kind::connect, one_line(detail, k_message_bytes)));
+    }
+    long status = 0;
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    auto value = interpret_answer(status, answer.body);
+    if (!value && value.error().kind == RpcError::Kind::http && status == 401) {
+        value.error().message += m_credentials.username.empty()
+                                     ? " (give SUPERVISOR_USERNAME and SUPERVISOR_PASSWORD "
+                                       "in the listener's environment=)"
+                                     : " (SUPERVISOR_USERNAME/SUPERVISOR_PASSWORD refused)";
+    }
+    return value;
+}
+
+std::expected<LogTail, RpcError>
+CurlSupervisorRpc::tail_process_log(const std::string& name, LogChannel channel,
+                                    std::int64_t length, std::chrono::milliseconds timeout) {
+    const char* method = channel == LogChannel::stderr_log ? "supervisor.tailProcessStderrLog"
+                                                           : "supervisor.tailProcessStdoutLog";
+    auto value =
+        call(method, {xmlrpc::Value(name), xmlrpc::Value(std::int64_t{0}), xmlrpc::Value(length)},
+             timeout);
+    if (!value) {
+        return std::unexpected(value.error());
+    }
+    const xmlrpc::Array* items = value->as_array();
+    if (items == nullptr || items->size() != 3 || (*items)[0].as_string() == nullptr ||
+        (*items)[1].as_int() == nullptr || (*items)[2].as_bool() == nullptr) {
+        return std::unexpected(
+            error(RpcError::Kind::malformed,
+                  fmt::format("{} did not answer [text, offset, overflow]", method)));
+    }
+    return LogTail{*(*items)[0].as_string(), *(*items)[1].as_int(), *(*items)[2].as_bool()};
+}
+
+std::expected<std::string, RpcError>
+CurlSupervisorRpc::read_main_log_tail(std::int64_t length, std::chrono::milliseconds timeout) {
+    auto value = call("supervisor.readLog",
+                      {xmlrpc::Value(-length), xmlrpc::Value(std::int64_t{0})}, timeout);
+    if (!value) {
+        return std::unexpected(value.error());
+    }
+    if (value->as_string() == nullptr) {
+        return std::unexpected(
+            error(RpcError::Kind::malformed, "supervisor.readLog did not answer a string"));
+    }
+    return *value->as_string();
+}
+
+std::expected<ProcessInfo, RpcError>
+CurlSupervisorRpc::process_info(const std::string& name, std::chrono::milliseconds timeout) {
+    auto value = call("supervisor.getProcessInfo", {xmlrpc::Value(name)}, timeout);
+    if (!value) {
+        return std::unexpected(value.error());
+    }
+    if (value->as_struct() == nullptr) {
+        return std::unexpected(
+            error(RpcError::Kind::malformed, "supervisor.getProcessInfo did not answer a struct"));
+    }
+    ProcessInfo info;
+    info.name = string_member(*value, "name");
+    info.group = string_member(*value, "group");
+    info.statename = string_member(*value, "statename");
+    info.spawnerr = string_member(*value, "spawnerr");
+    info.exitstatus = int_member(*value, "exitstatus");
+    info.pid = int_member(*value, "pid");
+    return info;
+}
+
+} // namespace crashmail

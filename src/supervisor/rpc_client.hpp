@@ -1,0 +1,125 @@
+#pragma once
+// The few supervisord XML-RPC calls crashmail makes, behind an interface (tests use a fake),
+// and the libcurl implementation that speaks to SUPERVISOR_SERVER_URL: unix:///path/to/sock
+// or http://host:port, with HTTP Basic auth when SUPERVISOR_USERNAME is set.
+
+#include "supervisor/xmlrpc.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <expected>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace crashmail {
+
+// Why a call failed, with what the server said.
+struct RpcError {
+    enum class Kind {
+        unusable, // SUPERVISOR_SERVER_URL is not a URL crashmail can speak to
+        connect,  // no connection, or it broke (libcurl's words in `message`)
+        timeout,  // no complete answer within the call's time limit
+        http,     // an HTTP status other than 200 (`http_status`)
+        fault,    // an XML-RPC fault (`fault_code`, e.g. 10 for BAD_NAME)
+        malformed // the answer was not the XML-RPC expected
+    };
+    Kind kind = Kind::connect;
+    long http_status = 0;
+    std::int64_t fault_code = 0;
+    std::string message; // one line, e.g. "HTTP 401 Unauthorized", "fault 10: BAD_NAME: web"
+
+    // "supervisord (unix:///run/supervisor.sock): HTTP 401 Unauthorized" — the message with
+    // the server it came from.
+    std::string describe(std::string_view server) const;
+};
+
+// supervisor.tailProcessStderrLog / tailProcessStdoutLog's answer.
+struct LogTail {
+    std::string text;        // the last bytes of the log (UTF-8)
+    std::int64_t offset = 0; // the log's size
+    bool overflow = false;   // the log holds more than `text`
+};
+
+// The parts of supervisor.getProcessInfo's struct crashmail uses.
+struct ProcessInfo {
+    std::string name;
+    std::string group;
+    std::string statename;
+    std::string spawnerr;
+    std::int64_t exitstatus = 0;
+    std::int64_t pid = 0;
+};
+
+enum class LogChannel { stdout_log, stderr_log };
+
+class SupervisorRpc {
+public:
+    virtual ~SupervisorRpc() = default;
+    // supervisor.tailProcessStdoutLog/StderrLog(name, 0, length): the last `length` bytes
+    // of the process's log. `name` is "group:process".
+    virtual std::expected<LogTail, RpcError>
+    tail_process_log(const std::string& name, LogChannel channel, std::int64_t length,
+                     std::chrono::milliseconds timeout) = 0;
+    // supervisor.readLog(-length, 0): the last `length` bytes of supervisord's own log.
+    virtual std::expected<std::string, RpcError>
+    read_main_log_tail(std::int64_t length, std::chrono::milliseconds timeout) = 0;
+    // supervisor.getProcessInfo(name).
+    virtual std::expected<ProcessInfo, RpcError>
+    process_info(const std::string& name, std::chrono::milliseconds timeout) = 0;
+    // Where the calls go, for messages: "unix:///run/supervisor.sock".
+    virtual std::string server() const = 0;
+};
+
+// Credentials for supervisord's [unix_http_server]/[inet_http_server] username/password.
+struct RpcCredentials {
+    std::string username; // empty: no Authorization header
+    std::string password;
+};
+
+// Where an endpoint URL sends requests: over a unix socket (socket_path set, url
+// "http://localhost/RPC2") or TCP ("http://host:port/RPC2").
+struct RpcEndpoint {
+    std::string socket_path;
+    std::string url;
+};
+
+// Parses SUPERVISOR_SERVER_URL: "unix:///abs/path" or "http://host[:port][/]". Returns an
+// error message for anything else (https, relative socket paths, garbage).
+std::expected<RpcEndpoint, std::string> parse_server_url(std::string_view server_url);
+
+// Turns an HTTP answer into the parsed response or an RpcError (pure; used by the client and
+// the tests). `status` 200 with XML is parsed; other statuses give Kind::http.
+std::expected<xmlrpc::Value, RpcError> interpret_answer(long status, std::string_view body);
+
+// libcurl's easy interface: one handle per call (no shared state; calls may come from any
+// thread); no proxy (supervisord is on this machine); no signals; the timeout bounds
+// connecting and the whole exchange; answers larger than 8 MiB are refused.
+class CurlSupervisorRpc final : public SupervisorRpc {
+public:
+    // `server_url` is SUPERVISOR_SERVER_URL as given; an unusable one makes every call fail
+    // with Kind::unusable and that reason.
+    CurlSupervisorRpc(std::string server_url, RpcCredentials credentials);
+
+    std::expected<LogTail, RpcError> tail_process_log(const std::string& name, LogChannel channel,
+                                                      std::int64_t length,
+                                                      std::chrono::milliseconds timeout) override;
+    std::expected<std::string, RpcError>
+    read_main_log_tail(std::int64_t length, std::chrono::milliseconds timeout) override;
+    std::expected<ProcessInfo, RpcError> process_info(const std::string& name,
+                                                      std::chrono::milliseconds timeout) override;
+    std::string server() const override { return m_server_url; }
+
+    // Sends one call and returns its value (faults, HTTP errors and malformed answers as
+    // RpcError).
+    std::expected<xmlrpc::Value, RpcError> call(std::string_view method,
+                                                const std::vector<xmlrpc::Value>& params,
+                                                std::chrono::milliseconds timeout);
+
+private:
+    std::string m_server_url;
+    std::expected<RpcEndpoint, std::string> m_endpoint;
+    RpcCredentials m_credentials;
+};
+
+} // namespace crashmail
