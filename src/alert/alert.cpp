@@ -35,9 +35,8 @@ std::string dot_atom(std::string_view text, std::string_view extra, std::string_
     std::string out;
     for (char c : text) {
         bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-        if (alnum || extra.find(c) != std::string_view::npos) {
-            out += c;
-        } else if (c == '.' && !out.empty() && out.back() != '.') {
+        bool single_dot = c == '.' && !out.empty() && out.back() != '.';
+        if (alnum || extra.find(c) != std::string_view::npos || single_dot) {
             out += c;
         }
     }

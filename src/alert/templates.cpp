@@ -71,7 +71,7 @@ std::expected<AlertTemplate, std::string> AlertTemplate::parse(std::string_view 
         if (c == '\\') {
             if (i + 1 >= text.size()) {
                 return std::unexpected(fmt::format(
-                    "lone \\ at position {} (write \\\\ for a backslash)", position(text, i)));
+                    R"(lone \ at position {} (write \\ for a backslash))", position(text, i)));
             }
             char next = text[i + 1];
             if (next == 'n') {
@@ -84,7 +84,7 @@ std::expected<AlertTemplate, std::string> AlertTemplate::parse(std::string_view 
                 std::size_t length = std::min(
                     utf8::sequence_length(static_cast<unsigned char>(next)), text.size() - i - 1);
                 return std::unexpected(
-                    fmt::format("unknown escape \\{} at position {} (write \\\\ for a backslash)",
+                    fmt::format(R"(unknown escape \{} at position {} (write \\ for a backslash))",
                                 text.substr(i + 1, length), position(text, i)));
             }
             i += 2;

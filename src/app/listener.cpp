@@ -34,8 +34,7 @@ std::optional<ProcessStateChange> alert_worthy(const Event& event,
 
 std::string event_alert_id(const Event& event, std::string_view instance) {
     std::string identity = fmt::format("{}\n{}\n{}\n{}\n{}", instance, event.header.server,
-                                       event.header.serial, event.header.event_name,
-                                       event.payload);
+                                       event.header.serial, event.header.event_name, event.payload);
     unsigned char digest[SHA256_DIGEST_LENGTH];
     SHA256(reinterpret_cast<const unsigned char*>(identity.data()), identity.size(), digest);
     std::string id = fmt::format("s{}.", event.header.serial);

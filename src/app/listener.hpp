@@ -34,8 +34,7 @@ struct ListenerSettings {
     AlertContext context;
     std::function<std::chrono::system_clock::time_point()> now = std::chrono::system_clock::now;
     std::string instance; // parent_process_identity(), mixed into alert ids
-    std::function<std::string(const Event&, std::string_view instance)> alert_id =
-        event_alert_id;
+    std::function<std::string(const Event&, std::string_view instance)> alert_id = event_alert_id;
 };
 
 // Returns the state change if `event` should raise an alert under `settings`: a

@@ -109,6 +109,7 @@ public:
             return "details unavailable: " + m_parts.front().reason;
         }
         std::vector<std::string> texts;
+        texts.reserve(m_parts.size());
         for (const Part& part : m_parts) {
             texts.push_back(part.what + ": " + part.reason);
         }
@@ -139,14 +140,14 @@ bool is_utf8_window_error(const RpcError& error) {
 // Fetches the log tail: stderr, else stdout.
 void fetch_tail(Alert& alert, const std::string& name, SupervisorRpc& rpc,
                 const CrashDetailsSettings& settings, Fetch& fetch) {
-    constexpr std::string_view part = "log tail unavailable";
+    constexpr std::string_view k_part = "log tail unavailable";
     const std::int64_t window = tail_window_bytes(settings.tail_lines);
     for (LogChannel channel : {LogChannel::stderr_log, LogChannel::stdout_log}) {
         std::optional<std::expected<LogTail, RpcError>> answer;
         for (std::int64_t shorter = 0; shorter <= 3; ++shorter) {
             auto left = fetch.time_left();
             if (!left) {
-                fetch.skipped(part);
+                fetch.skipped(k_part);
                 return;
             }
             answer = rpc.tail_process_log(name, channel, window - shorter, *left);
@@ -155,7 +156,7 @@ void fetch_tail(Alert& alert, const std::string& name, SupervisorRpc& rpc,
             }
         }
         if (!*answer) {
-            fetch.failed(part, answer->error());
+            fetch.failed(k_part, answer->error());
             return;
         }
         std::string tail = last_lines((*answer)->text, settings.tail_lines, (*answer)->overflow);
@@ -171,12 +172,12 @@ void fetch_tail(Alert& alert, const std::string& name, SupervisorRpc& rpc,
 
 void fetch_exit_status(Alert& alert, SupervisorRpc& rpc, const CrashDetailsSettings& settings,
                        Fetch& fetch) {
-    constexpr std::string_view part = "exit status unknown";
+    constexpr std::string_view k_part = "exit status unknown";
     std::optional<std::expected<std::string, RpcError>> answer;
     for (std::int64_t shorter = 0; shorter <= 3; ++shorter) {
         auto left = fetch.time_left();
         if (!left) {
-            fetch.skipped(part);
+            fetch.skipped(k_part);
             return;
         }
         answer = rpc.read_main_log_tail(settings.main_log_bytes - shorter, *left);
@@ -185,27 +186,27 @@ void fetch_exit_status(Alert& alert, SupervisorRpc& rpc, const CrashDetailsSetti
         }
     }
     if (!*answer) {
-        fetch.failed(part, answer->error());
+        fetch.failed(k_part, answer->error());
         return;
     }
     if (auto status = find_exit_status(**answer, alert.process, alert.pid)) {
         alert.exit_status = std::move(*status);
         fetch.succeeded();
     } else {
-        fetch.missing(part, "no 'exited:' line for it in supervisord's log");
+        fetch.missing(k_part, "no 'exited:' line for it in supervisord's log");
     }
 }
 
 void fetch_spawn_error(Alert& alert, const std::string& name, SupervisorRpc& rpc, Fetch& fetch) {
-    constexpr std::string_view part = "spawn error unknown";
+    constexpr std::string_view k_part = "spawn error unknown";
     auto left = fetch.time_left();
     if (!left) {
-        fetch.skipped(part);
+        fetch.skipped(k_part);
         return;
     }
     auto info = rpc.process_info(name, *left);
     if (!info) {
-        fetch.failed(part, info.error());
+        fetch.failed(k_part, info.error());
         return;
     }
     alert.spawn_error = info->spawnerr;

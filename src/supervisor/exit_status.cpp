@@ -93,23 +93,23 @@ std::optional<int> signal_number(std::string_view name) {
 }
 
 std::optional<std::string> describe_exit(std::string_view text) {
-    constexpr std::string_view exit_prefix = "exit status ";
-    constexpr std::string_view signal_prefix = "terminated by ";
-    constexpr std::string_view core_suffix = " (core dumped)";
-    if (text.starts_with(exit_prefix)) {
-        auto code = parse_number(text.substr(exit_prefix.size()));
+    constexpr std::string_view k_exit_prefix = "exit status ";
+    constexpr std::string_view k_signal_prefix = "terminated by ";
+    constexpr std::string_view k_core_suffix = " (core dumped)";
+    if (text.starts_with(k_exit_prefix)) {
+        auto code = parse_number(text.substr(k_exit_prefix.size()));
         if (!code) {
             return std::nullopt;
         }
         return fmt::format("exit status {}", *code);
     }
-    if (!text.starts_with(signal_prefix)) {
+    if (!text.starts_with(k_signal_prefix)) {
         return std::nullopt;
     }
-    std::string_view name = text.substr(signal_prefix.size());
-    bool core = name.ends_with(core_suffix);
+    std::string_view name = text.substr(k_signal_prefix.size());
+    bool core = name.ends_with(k_core_suffix);
     if (core) {
-        name.remove_suffix(core_suffix.size());
+        name.remove_suffix(k_core_suffix.size());
     }
     std::string described;
     if (name.starts_with("signal ")) { // supervisord's words for a signal Python cannot name

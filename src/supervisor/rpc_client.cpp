@@ -69,18 +69,18 @@ std::string RpcError::describe(std::string_view server) const {
 }
 
 std::expected<RpcEndpoint, std::string> parse_server_url(std::string_view server_url) {
-    constexpr std::string_view unix_scheme = "unix://";
-    constexpr std::string_view http_scheme = "http://";
-    if (server_url.starts_with(unix_scheme)) {
-        std::string path(server_url.substr(unix_scheme.size()));
+    constexpr std::string_view k_unix_scheme = "unix://";
+    constexpr std::string_view k_http_scheme = "http://";
+    if (server_url.starts_with(k_unix_scheme)) {
+        std::string path(server_url.substr(k_unix_scheme.size()));
         if (path.empty() || path.front() != '/') {
             return std::unexpected(fmt::format(
                 "SUPERVISOR_SERVER_URL '{}': the socket path must be absolute", server_url));
         }
         return RpcEndpoint{path, "http://localhost/RPC2"};
     }
-    if (server_url.starts_with(http_scheme)) {
-        std::string_view rest = server_url.substr(http_scheme.size());
+    if (server_url.starts_with(k_http_scheme)) {
+        std::string_view rest = server_url.substr(k_http_scheme.size());
         auto slash = rest.find('/');
         std::string_view authority = rest.substr(0, slash);
         if (authority.empty() || authority.find_first_of(" @?#") != std::string_view::npos) {

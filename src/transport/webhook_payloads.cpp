@@ -32,8 +32,9 @@ std::string cut(std::string_view text, std::size_t max_bytes) {
     if (text.size() <= max_bytes) {
         return std::string(text);
     }
-    static constexpr std::string_view ellipsis = "…";
-    return std::string(utf8::truncate(text, max_bytes - ellipsis.size())) + std::string(ellipsis);
+    static constexpr std::string_view k_ellipsis = "…";
+    return std::string(utf8::truncate(text, max_bytes - k_ellipsis.size())) +
+           std::string(k_ellipsis);
 }
 
 json string_or_null(const std::string& value) {
@@ -81,8 +82,8 @@ std::string slack_text(std::string_view text, std::size_t max_bytes) {
     if (full.size() <= max_bytes) {
         return full;
     }
-    static constexpr std::string_view ellipsis = "…";
-    const std::size_t limit = max_bytes - ellipsis.size();
+    static constexpr std::string_view k_ellipsis = "…";
+    const std::size_t limit = max_bytes - k_ellipsis.size();
     std::string out;
     std::size_t i = 0;
     while (i < text.size()) {
@@ -95,7 +96,7 @@ std::string slack_text(std::string_view text, std::size_t max_bytes) {
         out += piece;
         i += length;
     }
-    return out + std::string(ellipsis);
+    return out + std::string(k_ellipsis);
 }
 
 std::string pid_text(const Alert& alert) {

@@ -188,7 +188,8 @@ struct TempFile {
 
 } // namespace
 
-TEST_CASE("the options --tail, --subject and --body are collected and --tail is bounded", "[options]") {
+TEST_CASE("the options --tail, --subject and --body are collected and --tail is bounded",
+          "[options]") {
     auto defaults = parse({"-a"});
     REQUIRE(defaults);
     CHECK(defaults->tail_lines == 0);
