@@ -122,6 +122,30 @@ Alert make_alert(const EventHeader& header, const ProcessStateChange& change,
     return alert;
 }
 
+std::string_view kind_name(AlertKind kind) {
+    switch (kind) {
+    case AlertKind::alert:
+        return "alert";
+    case AlertKind::summary:
+        return "summary";
+    case AlertKind::recovery:
+        return "recovery";
+    case AlertKind::digest:
+        return "digest";
+    }
+    return "alert";
+}
+
+std::optional<AlertKind> kind_from_name(std::string_view name) {
+    for (AlertKind kind :
+         {AlertKind::alert, AlertKind::summary, AlertKind::recovery, AlertKind::digest}) {
+        if (kind_name(kind) == name) {
+            return kind;
+        }
+    }
+    return std::nullopt;
+}
+
 std::string message_id(const Alert& alert) {
     return fmt::format("<{}@{}>", dot_atom(alert.id, "", "crashmail"),
                        dot_atom(alert.host, "-_", "localhost"));

@@ -9,10 +9,29 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace crashmail {
 
+// What a message is: one event's alert, a flood-control summary of events that were counted
+// instead of sent, a recovery notice, or a --batch digest of several of these.
+enum class AlertKind { alert, summary, recovery, digest };
+
+// "alert", "summary", "recovery", "digest"; and back (std::nullopt for anything else).
+std::string_view kind_name(AlertKind kind);
+std::optional<AlertKind> kind_from_name(std::string_view name);
+
+// An alert a recovery notice ends: Alertmanager identifies it by these labels (with the
+// recovery's host, group and process).
+struct ResolvedAlert {
+    std::string state;     // "EXITED", "FATAL", ...
+    bool expected = false; // an expected exit (--expected): alertname ProcessExited
+    bool operator==(const ResolvedAlert&) const = default;
+};
+
 struct Alert {
+    AlertKind kind = AlertKind::alert;
     // Stable, unique identity: the Message-ID's left part and the webhooks' idempotency key.
     std::string id;
     std::string event_name; // "PROCESS_STATE_EXITED"
@@ -35,6 +54,22 @@ struct Alert {
     std::string log_tail;     // the last --tail lines of the process's log, '\n'-separated
     std::string log_source;   // "stderr" or "stdout": the log log_tail comes from
     std::string details_note; // one line: what could not be had and why
+
+    // The crash-loop story (alert/crash_loop): a process's alert-worthy events from the
+    // first one until it recovers, stays quiet for a flood-control window, or goes FATAL.
+    std::uint64_t occurrence = 0; // kind alert: this event is the Nth of its story; 0: unknown
+    // Events of this process that flood control counted instead of sending, accounted for
+    // by this message (a summary; or a FATAL alert or recovery notice that closes a story).
+    std::uint64_t suppressed = 0;
+    std::chrono::system_clock::time_point story_start{}; // the story's first event; epoch: none
+    std::chrono::seconds window{0}; // summary: the flood-control window it covers
+    // Recovery: the alerts it ends (Alertmanager gets them with endsAt).
+    std::vector<ResolvedAlert> resolves;
+    // False for a recovery notice only Alertmanager should get (to resolve its alerts) because
+    // --recovery was not given; channels that do not track alert state skip such a message.
+    bool notify = true;
+    // Digest (--batch): the messages it collects, oldest first.
+    std::vector<Alert> items;
 };
 
 // What an alert needs besides the event.

@@ -148,6 +148,7 @@ int serve(const Options& options, std::vector<std::unique_ptr<Transport>> channe
     DispatcherSettings delivery;
     delivery.retry.max_age = options.max_age;
     delivery.enricher = make_enricher(options, std::move(templates));
+    delivery.batch = options.batch;
     Dispatcher dispatcher(std::move(channels), **spool, delivery);
     log::info("started (version {}), {} channel(s), watching {}, spool {}", CRASHMAIL_VERSION,
               dispatcher.channel_count(),

@@ -64,6 +64,9 @@ struct DispatcherSettings {
     // An alert that waited longer than this for the enrichment stage is skipped (its
     // details would describe a later instance of the process anyway) rather than held back.
     std::chrono::milliseconds enrich_max_wait{10000};
+    // --batch: 0 sends each alert on its own; otherwise alerts are held (durably, in the
+    // store) and every `batch` one digest of all held alerts goes to each channel.
+    std::chrono::milliseconds batch{0};
 };
 
 class Dispatcher final : public AlertSink {
