@@ -105,10 +105,25 @@ Alert make_alert(const EventHeader& header, const ProcessStateChange& change,
         sentence = fmt::format("Process {} in group {} exited unexpectedly ({}) from state {}",
                                process, group, pid_text(change.pid), from_state);
     } else {
-        what = "entered state " + state;
         std::string pid = change.pid ? fmt::format(" (pid {})", *change.pid) : std::string();
-        sentence = fmt::format("Process {} in group {} entered state {}{} from state {}", process,
-                               group, state, pid, from_state);
+        std::string entered = fmt::format("Process {} in group {} entered state {}{} from state {}",
+                                          process, group, state, pid, from_state);
+        if (change.state == "FATAL") {
+            what = "is FATAL: supervisord gave up starting it";
+            sentence = entered + ": it could not be started and will not be retried";
+        } else if (change.state == "BACKOFF") {
+            what = "failed to start (BACKOFF)";
+            sentence = entered + ": it exited too quickly while starting; supervisord retries";
+        } else if (change.state == "STOPPED") {
+            what = "was stopped";
+            sentence = entered + ": someone stopped it";
+        } else if (change.state == "UNKNOWN") {
+            what = "is in state UNKNOWN";
+            sentence = entered + ": supervisord lost track of it";
+        } else {
+            what = "entered state " + state;
+            sentence = std::move(entered);
+        }
     }
 
     std::string subject = fmt::format("{} {} at {}", name, what, when);

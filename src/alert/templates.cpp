@@ -12,7 +12,7 @@
 namespace crashmail {
 namespace {
 
-constexpr std::array<const char*, 20> k_fields = {
+constexpr std::array<const char*, 23> k_fields = {
     "process",
     "group",
     "name",
@@ -33,6 +33,9 @@ constexpr std::array<const char*, 20> k_fields = {
     "prefix",
     "default_subject",
     "default_body",
+    "kind",
+    "occurrence",
+    "suppressed",
 };
 
 bool known_field(std::string_view name) {
@@ -173,7 +176,8 @@ parse_templates(std::string_view subject, std::string_view body, std::string pre
 std::string default_body(const Alert& alert) {
     std::string facts;
     if (!alert.exit_status.empty()) {
-        facts += "Exit: " + header_safe(alert.exit_status) + "\n";
+        facts += (alert.kind == AlertKind::summary ? "Last exit: " : "Exit: ") +
+                 header_safe(alert.exit_status) + "\n";
     }
     if (!alert.spawn_error.empty()) {
         facts += "Spawn error: " + header_safe(alert.spawn_error) + "\n";
@@ -230,13 +234,18 @@ std::vector<std::pair<const char*, std::string>> template_fields(const Alert& al
         {"time", timefmt::asctime_local(alert.time)},
         {"time_utc", timefmt::rfc3339_utc(alert.time)},
         {"prefix", std::string(prefix)},
+        {"kind", std::string(kind_name(alert.kind))},
+        {"occurrence", std::to_string(alert.occurrence)},
+        {"suppressed", std::to_string(alert.suppressed)},
         {"default_subject", alert.subject},
         {"default_body", default_body(alert)},
     };
 }
 
 void render_alert_text(Alert& alert, const AlertTemplates& templates) {
-    if (!templates.subject && !templates.body) {
+    // Templates shape the alert of one event; summaries, recovery notices and digests say
+    // what they are in their own words.
+    if ((!templates.subject && !templates.body) || alert.kind != AlertKind::alert) {
         alert.body = default_body(alert);
         return;
     }

@@ -144,11 +144,27 @@ int serve(const Options& options, std::vector<std::unique_ptr<Transport>> channe
     settings.self_group = process_getenv("SUPERVISOR_GROUP_NAME").value_or("");
     settings.context = context;
     settings.instance = parent_process_identity();
+    for (const std::string& text : options.excludes) {
+        auto pattern = ProgramPattern::parse(text);
+        if (!pattern) {
+            log::error("-x/--exclude: {}", pattern.error());
+            return EX_USAGE;
+        }
+        settings.excludes.push_back(std::move(*pattern));
+    }
+    settings.states = std::set<std::string>(options.states.begin(), options.states.end());
+    settings.expected = options.expected;
+    settings.loops.rate_limit = *parse_rate_limit(options.rate_limit); // checked by options
+    settings.loops.recovery_notices = options.recovery;
+    settings.loops.resolve_alerts = !options.alertmanager.empty();
+    settings.loops.recovery_after = options.recovery_after;
+    settings.state_store = spool->get();
 
     DispatcherSettings delivery;
     delivery.retry.max_age = options.max_age;
     delivery.enricher = make_enricher(options, std::move(templates));
     delivery.batch = options.batch;
+    delivery.digest_prefix = options.optional_header;
     Dispatcher dispatcher(std::move(channels), **spool, delivery);
     log::info("started (version {}), {} channel(s), watching {}, spool {}", CRASHMAIL_VERSION,
               dispatcher.channel_count(),
@@ -164,7 +180,13 @@ int serve(const Options& options, std::vector<std::unique_ptr<Transport>> channe
     protocol::Reader reader(source);
     protocol::Writer writer(sink);
     Listener listener(reader, writer, std::move(settings), dispatcher);
+    if (std::size_t stories = listener.monitor().restore(); stories > 0) {
+        log::info("{} crash-loop stor{} kept from an earlier run", stories,
+                  stories == 1 ? "y" : "ies");
+    }
+    listener.monitor().start_clock();
     int status = listener.run();
+    listener.monitor().stop_clock();
     if (g_stop_requested != 0) {
         status = EX_OK; // an orderly stop, even if it cut an event short
     }

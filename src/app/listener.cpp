@@ -2,34 +2,57 @@
 
 #include "util/log.hpp"
 
+#include <algorithm>
 #include <fmt/format.h>
 #include <openssl/sha.h>
 #include <sysexits.h>
 
 namespace crashmail {
 
-std::optional<ProcessStateChange> alert_worthy(const Event& event,
-                                               const ListenerSettings& settings) {
-    if (event.header.event_name != "PROCESS_STATE_EXITED") {
-        return std::nullopt;
+namespace {
+
+bool excluded(const std::vector<ProgramPattern>& excludes, const ProcessStateChange& change) {
+    return std::any_of(excludes.begin(), excludes.end(), [&](const ProgramPattern& pattern) {
+        return pattern.matches(change.group_name, change.process_name);
+    });
+}
+
+} // namespace
+
+Verdict classify(const Event& event, const ListenerSettings& settings) {
+    if (!process_state_of(event.header.event_name)) {
+        return {};
     }
     auto change = parse_process_state(event.header.event_name, event.payload);
     if (!change) {
         log::warning("ignoring event {} ({}): {}", event.header.serial, event.header.event_name,
                      change.error());
-        return std::nullopt;
-    }
-    if (!change->expected.has_value() || *change->expected) {
-        return std::nullopt;
+        return {};
     }
     if (!settings.self_process.empty() && change->process_name == settings.self_process &&
         change->group_name == settings.self_group) {
+        return {};
+    }
+    if (!settings.selection.selects(change->group_name, change->process_name) ||
+        excluded(settings.excludes, *change)) {
+        return {};
+    }
+    bool alerts = settings.states.contains(change->state);
+    if (change->state == "EXITED") {
+        // An EXITED event without "expected" is malformed: never an alert.
+        alerts =
+            alerts && change->expected.has_value() && (!*change->expected || settings.expected);
+    }
+    return {alerts ? Verdict::Kind::alert : Verdict::Kind::watch, std::move(*change)};
+}
+
+std::optional<ProcessStateChange> alert_worthy(const Event& event,
+                                               const ListenerSettings& settings) {
+    Verdict verdict = classify(event, settings);
+    if (verdict.kind != Verdict::Kind::alert) {
         return std::nullopt;
     }
-    if (!settings.selection.selects(change->group_name, change->process_name)) {
-        return std::nullopt;
-    }
-    return std::move(*change);
+    return std::move(verdict.change);
 }
 
 std::string event_alert_id(const Event& event, std::string_view instance) {
@@ -43,6 +66,25 @@ std::string event_alert_id(const Event& event, std::string_view instance) {
     }
     return id;
 }
+
+namespace {
+
+CrashLoopMonitorSettings monitor_settings(const ListenerSettings& settings) {
+    CrashLoopMonitorSettings out;
+    out.loops = settings.loops;
+    out.context = settings.context;
+    out.instance = settings.instance;
+    out.now = settings.now;
+    out.alert_id = settings.alert_id;
+    return out;
+}
+
+} // namespace
+
+Listener::Listener(protocol::Reader& reader, protocol::Writer& writer, ListenerSettings settings,
+                   AlertSink& sink)
+    : m_reader(reader), m_writer(writer), m_settings(std::move(settings)),
+      m_monitor(monitor_settings(m_settings), sink, m_settings.state_store) {}
 
 bool Listener::first_sight(std::uint64_t serial) {
     if (!m_seen.insert(serial).second) {
@@ -73,20 +115,13 @@ int Listener::run() {
         }
         const Event& event = **next;
         ++m_events;
-        std::optional<ProcessStateChange> change;
         if (first_sight(event.header.serial)) {
-            change = alert_worthy(event, m_settings);
-        }
-        if (change) {
-            Alert alert = make_alert(event.header, *change, m_settings.context, m_settings.now(),
-                                     m_settings.alert_id(event, m_settings.instance));
-            ++m_alerts;
-            log::info("{} {} unexpectedly (pid {}, from state {}): alert {}",
-                      display_name(alert.group, alert.process),
-                      alert.state == "EXITED" ? "exited" : "entered " + alert.state,
-                      alert.pid ? std::to_string(*alert.pid) : "unknown", alert.from_state,
-                      alert.id);
-            m_sink.submit(alert);
+            Verdict verdict = classify(event, m_settings);
+            if (verdict.kind == Verdict::Kind::alert) {
+                m_monitor.on_alert_event(event, verdict.change);
+            } else if (verdict.kind == Verdict::Kind::watch) {
+                m_monitor.on_other_event(event, verdict.change);
+            }
         }
         if (!m_writer.ok()) {
             log::error("cannot write to supervisord (stdout): the channel is gone");

@@ -2,6 +2,7 @@
 // The event loop: READY, read an event, decide, answer OK, hand any alert to the sink.
 
 #include "alert/alert.hpp"
+#include "app/crash_loop_monitor.hpp"
 #include "delivery/dispatcher.hpp"
 #include "protocol/reader.hpp"
 #include "protocol/writer.hpp"
@@ -12,6 +13,8 @@
 #include <deque>
 #include <functional>
 #include <optional>
+#include <set>
+#include <span>
 #include <string>
 #include <unordered_set>
 
@@ -27,6 +30,11 @@ std::string event_alert_id(const Event& event, std::string_view instance);
 
 struct ListenerSettings {
     Selection selection;
+    std::vector<ProgramPattern> excludes;            // -x: never alert for these
+    std::set<std::string> states{"EXITED", "FATAL"}; // --state: which new states alert
+    bool expected = false;                           // --expected: expected exits alert too
+    CrashLoopSettings loops;                         // flood control and recovery
+    StateStore* state_store = nullptr;               // keeps the crash-loop stories
     // crashmail's own process (SUPERVISOR_PROCESS_NAME / SUPERVISOR_GROUP_NAME): its events
     // are ignored.
     std::string self_process;
@@ -37,18 +45,30 @@ struct ListenerSettings {
     std::function<std::string(const Event&, std::string_view instance)> alert_id = event_alert_id;
 };
 
-// Returns the state change if `event` should raise an alert under `settings`: a
-// PROCESS_STATE_EXITED with expected:0 of a selected process other than crashmail itself.
-// Returns std::nullopt for everything else (other event types, expected exits, unselected
-// processes, payloads that do not parse).
+// What the listener makes of an event.
+struct Verdict {
+    enum class Kind {
+        ignore, // not a process state change of a watched process
+        alert,  // a state --state selects (EXITED: unexpected, or any with --expected)
+        watch,  // another state change of a watched process (RUNNING ends crash loops)
+    };
+    Kind kind = Kind::ignore;
+    ProcessStateChange change; // alert and watch
+};
+
+// Classifies `event` under `settings`: a process is watched when -p/-a select it, -x does
+// not exclude it and it is not crashmail itself. Payloads that do not parse are ignored
+// (with a warning).
+Verdict classify(const Event& event, const ListenerSettings& settings);
+
+// The state change if classify() says alert, std::nullopt otherwise.
 std::optional<ProcessStateChange> alert_worthy(const Event& event,
                                                const ListenerSettings& settings);
 
 class Listener {
 public:
     Listener(protocol::Reader& reader, protocol::Writer& writer, ListenerSettings settings,
-             AlertSink& sink)
-        : m_reader(reader), m_writer(writer), m_settings(std::move(settings)), m_sink(sink) {}
+             AlertSink& sink);
 
     // Serves events until the input ends. An event's alert is handed to the sink (which
     // stores it durably) before the event is answered "RESULT 2\nOK"; every event is
@@ -58,7 +78,9 @@ public:
     int run();
 
     std::uint64_t events_seen() const { return m_events; }
-    std::uint64_t alerts_raised() const { return m_alerts; }
+    std::uint64_t alerts_raised() const { return m_monitor.submitted(); }
+    // The crash-loop stories: the caller restores them and runs their clock.
+    CrashLoopMonitor& monitor() { return m_monitor; }
 
 private:
     // True the first time `serial` is seen; remembers the last k_remembered serials.
@@ -69,11 +91,10 @@ private:
     protocol::Reader& m_reader;
     protocol::Writer& m_writer;
     ListenerSettings m_settings;
-    AlertSink& m_sink;
+    CrashLoopMonitor m_monitor;
     std::unordered_set<std::uint64_t> m_seen;
     std::deque<std::uint64_t> m_seen_order;
     std::uint64_t m_events = 0;
-    std::uint64_t m_alerts = 0;
 };
 
 } // namespace crashmail

@@ -1,9 +1,11 @@
 #include "app/options.hpp"
 
+#include "alert/crash_loop.hpp"
 #include "delivery/retry_policy.hpp"
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cctype>
 #include <sysexits.h>
 
 namespace crashmail {
@@ -11,8 +13,8 @@ namespace {
 
 constexpr const char* k_description =
     "crashmail: a supervisord event listener that reports crashed processes by mail\n"
-    "and webhooks. Run it from an [eventlistener:x] section with\n"
-    "events=PROCESS_STATE_EXITED,PROCESS_STATE_FATAL.\n";
+    "and webhooks. Run it from an [eventlistener:x] section with events=PROCESS_STATE\n"
+    "(RUNNING events tell it when a process recovered).\n";
 
 constexpr const char* k_footer =
     "Secrets come from the environment or files, never from options:\n"
@@ -98,6 +100,43 @@ std::expected<Options, OptionsExit> parse_options(int argc, const char* const* a
         ->allow_extra_args(false)
         ->group(selection);
     app.add_flag("-a,--any", options.any, "Watch every process (overrides -p)")->group(selection);
+    app.add_option("-x,--exclude", options.excludes,
+                   "Never alert for NAME (same syntax as -p, checked after it); repeatable")
+        ->type_name("NAME")
+        ->allow_extra_args(false)
+        ->group(selection);
+
+    const char* loops = "States, crash loops and flood control";
+    std::vector<std::string> raw_states;
+    app.add_option("--state", raw_states,
+                   "Alert when a process enters STATE: EXITED (unexpected exits), FATAL, "
+                   "BACKOFF, UNKNOWN, STOPPED; repeatable or comma-separated (default: "
+                   "EXITED,FATAL)")
+        ->type_name("STATE")
+        ->delimiter(',')
+        ->allow_extra_args(false)
+        ->group(loops);
+    app.add_flag("--expected", options.expected, "Alert on expected exits too")->group(loops);
+    app.add_option("--rate-limit", options.rate_limit,
+                   "Send at most N alerts per process in DURATION, count the rest and send "
+                   "one summary when the window ends; off: no limit (default: 3/10m)")
+        ->type_name("N/DURATION")
+        ->group(loops);
+    app.add_flag("--recovery", options.recovery,
+                 "Send a notice when a process that alerted is RUNNING again and stays up "
+                 "(Alertmanager alerts are resolved even without it)")
+        ->group(loops);
+    std::string recovery_after = "1m";
+    app.add_option("--recovery-after", recovery_after,
+                   "How long a process must stay RUNNING to count as recovered (default: 1m)")
+        ->type_name("DURATION")
+        ->group(loops);
+    std::string batch;
+    app.add_option("--batch", batch,
+                   "Collect the alerts of each DURATION into one digest per channel, like "
+                   "superlance's crashmailbatch (default: off)")
+        ->type_name("DURATION")
+        ->group(loops);
 
     const char* mail = "Mail";
     app.add_option("-m,--email", raw_emails,
@@ -263,6 +302,46 @@ std::expected<Options, OptionsExit> parse_options(int argc, const char* const* a
                         "--max-age: '" + max_age + "' is not a duration like 30s, 10m, 24h or 2d"});
     }
     options.max_age = *parsed_age;
+    if (auto after = parse_duration(recovery_after)) {
+        options.recovery_after = *after;
+    } else {
+        return std::unexpected(OptionsExit{
+            EX_USAGE, {}, "--recovery-after: '" + recovery_after + "' is not a duration like 1m"});
+    }
+    if (!batch.empty() && batch != "off") {
+        auto window = parse_duration(batch);
+        if (!window) {
+            return std::unexpected(OptionsExit{
+                EX_USAGE, {}, "--batch: '" + batch + "' is not a duration like 30s, 10m or 1h"});
+        }
+        options.batch = *window;
+    }
+    if (auto limit = parse_rate_limit(options.rate_limit); !limit) {
+        return std::unexpected(OptionsExit{EX_USAGE, {}, "--rate-limit: " + limit.error()});
+    }
+    if (!raw_states.empty()) {
+        options.states.clear();
+        for (const std::string& raw : raw_states) {
+            std::string state = trim(raw);
+            std::transform(state.begin(), state.end(), state.begin(),
+                           [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+            if (state.empty()) {
+                continue;
+            }
+            auto names = alert_state_names();
+            if (std::find(names.begin(), names.end(), state) == names.end()) {
+                return std::unexpected(
+                    OptionsExit{EX_USAGE,
+                                {},
+                                "--state: '" + raw +
+                                    "' is not one of EXITED, FATAL, BACKOFF, UNKNOWN, STOPPED"});
+            }
+            if (std::find(options.states.begin(), options.states.end(), state) ==
+                options.states.end()) {
+                options.states.push_back(state);
+            }
+        }
+    }
     options.sendmail_given = app.count("--sendmail_program") > 0;
     for (const std::string& email : raw_emails) {
         std::string address = trim(email);

@@ -48,12 +48,12 @@ struct Options {
 
     // Which state changes alert, crash loops, flood control (alert/crash_loop).
     std::vector<std::string> states{"EXITED", "FATAL"}; // --state, upper case, validated
-    bool expected = false;                               // --expected: expected exits too
-    std::vector<std::string> excludes;                   // -x/--exclude, -p syntax
-    bool recovery = false;                               // --recovery: recovery notices
-    std::chrono::seconds recovery_after{60};             // --recovery-after: stays up this long
-    std::string rate_limit = "3/10m";                    // --rate-limit N/DURATION or "off"
-    std::chrono::seconds batch{0};                       // --batch DURATION; 0: no digests
+    bool expected = false;                              // --expected: expected exits too
+    std::vector<std::string> excludes;                  // -x/--exclude, -p syntax
+    bool recovery = false;                              // --recovery: recovery notices
+    std::chrono::seconds recovery_after{60};            // --recovery-after: stays up this long
+    std::string rate_limit = "3/10m";                   // --rate-limit N/DURATION or "off"
+    std::chrono::seconds batch{0};                      // --batch DURATION; 0: no digests
 
     // Outbox.
     std::string spool;                   // --spool DIR; empty: default_spool_root()

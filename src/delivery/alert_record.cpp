@@ -34,6 +34,95 @@ std::string text_or_empty(const json& object, const char* name) {
     return found != object.end() && found->is_string() ? found->get<std::string>() : std::string();
 }
 
+json alert_to_json(const Alert& alert) {
+    json a = {{"kind", kind_name(alert.kind)},
+              {"id", alert.id},
+              {"event", alert.event_name},
+              {"state", alert.state},
+              {"process", alert.process},
+              {"group", alert.group},
+              {"from_state", alert.from_state},
+              {"pid", alert.pid ? json(*alert.pid) : json(nullptr)},
+              {"expected", alert.expected ? json(*alert.expected) : json(nullptr)},
+              {"serial", alert.serial},
+              {"host", alert.host},
+              {"time_ms", to_millis(alert.time)},
+              {"subject", alert.subject},
+              {"body", alert.body},
+              {"exit_status", alert.exit_status},
+              {"spawn_error", alert.spawn_error},
+              {"log_tail", alert.log_tail},
+              {"log_source", alert.log_source},
+              {"details_note", alert.details_note},
+              {"occurrence", alert.occurrence},
+              {"suppressed", alert.suppressed},
+              {"window_s", alert.window.count()},
+              {"resolves", json::array()},
+              {"notify", alert.notify}};
+    if (alert.story_start != Clock::time_point{}) {
+        a["story_start_ms"] = to_millis(alert.story_start);
+    }
+    for (const ResolvedAlert& resolved : alert.resolves) {
+        a["resolves"].push_back({{"state", resolved.state}, {"expected", resolved.expected}});
+    }
+    if (!alert.items.empty()) {
+        a["items"] = json::array();
+        for (const Alert& item : alert.items) {
+            a["items"].push_back(alert_to_json(item));
+        }
+    }
+    return a;
+}
+
+// Throws json::exception for a malformed required member; fields added after version 1's
+// first release read as their defaults when absent.
+Alert alert_from_json(const json& a) {
+    Alert alert;
+    if (auto kind = a.find("kind"); kind != a.end() && kind->is_string()) {
+        alert.kind = kind_from_name(kind->get<std::string>()).value_or(AlertKind::alert);
+    }
+    alert.id = a.at("id").get<std::string>();
+    alert.event_name = a.value("event", "");
+    alert.state = a.value("state", "");
+    alert.process = a.value("process", "");
+    alert.group = a.value("group", "");
+    alert.from_state = a.value("from_state", "");
+    if (a.contains("pid") && a["pid"].is_number_integer()) {
+        alert.pid = a["pid"].get<std::int64_t>();
+    }
+    if (a.contains("expected") && a["expected"].is_boolean()) {
+        alert.expected = a["expected"].get<bool>();
+    }
+    alert.serial = a.value("serial", std::uint64_t{0});
+    alert.host = a.value("host", "");
+    alert.time = from_millis(a.value("time_ms", 0LL));
+    alert.subject = a.value("subject", "");
+    alert.body = a.value("body", "");
+    alert.exit_status = text_or_empty(a, "exit_status");
+    alert.spawn_error = text_or_empty(a, "spawn_error");
+    alert.log_tail = text_or_empty(a, "log_tail");
+    alert.log_source = text_or_empty(a, "log_source");
+    alert.details_note = text_or_empty(a, "details_note");
+    alert.occurrence = a.value("occurrence", std::uint64_t{0});
+    alert.suppressed = a.value("suppressed", std::uint64_t{0});
+    if (auto start = a.find("story_start_ms"); start != a.end() && start->is_number_integer()) {
+        alert.story_start = from_millis(start->get<long long>());
+    }
+    alert.window = std::chrono::seconds(a.value("window_s", 0LL));
+    if (auto resolves = a.find("resolves"); resolves != a.end() && resolves->is_array()) {
+        for (const json& entry : *resolves) {
+            alert.resolves.push_back({entry.value("state", ""), entry.value("expected", false)});
+        }
+    }
+    alert.notify = a.value("notify", true);
+    if (auto items = a.find("items"); items != a.end() && items->is_array()) {
+        for (const json& item : *items) {
+            alert.items.push_back(alert_from_json(item));
+        }
+    }
+    return alert;
+}
+
 } // namespace
 
 std::string_view status_name(ChannelState::Status status) {
@@ -67,29 +156,11 @@ bool AlertRecord::delivered_everywhere() const {
 }
 
 std::string record_to_json(const AlertRecord& record) {
-    const Alert& alert = record.alert;
     json document = {
         {"version", 1},
-        {"alert",
-         {{"id", alert.id},
-          {"event", alert.event_name},
-          {"state", alert.state},
-          {"process", alert.process},
-          {"group", alert.group},
-          {"from_state", alert.from_state},
-          {"pid", alert.pid ? json(*alert.pid) : json(nullptr)},
-          {"expected", alert.expected ? json(*alert.expected) : json(nullptr)},
-          {"serial", alert.serial},
-          {"host", alert.host},
-          {"time_ms", to_millis(alert.time)},
-          {"subject", alert.subject},
-          {"body", alert.body},
-          {"exit_status", alert.exit_status},
-          {"spawn_error", alert.spawn_error},
-          {"log_tail", alert.log_tail},
-          {"log_source", alert.log_source},
-          {"details_note", alert.details_note}}},
+        {"alert", alert_to_json(record.alert)},
         {"details_pending", record.details_pending},
+        {"held", record.held},
         {"channels", json::object()},
     };
     for (const auto& [key, state] : record.channels) {
@@ -111,35 +182,15 @@ std::expected<AlertRecord, std::string> record_from_json(std::string_view text) 
     }
     try {
         AlertRecord record;
-        const json& a = document.at("alert");
-        Alert& alert = record.alert;
-        alert.id = a.at("id").get<std::string>();
-        alert.event_name = a.value("event", "");
-        alert.state = a.value("state", "");
-        alert.process = a.value("process", "");
-        alert.group = a.value("group", "");
-        alert.from_state = a.value("from_state", "");
-        if (a.contains("pid") && a["pid"].is_number_integer()) {
-            alert.pid = a["pid"].get<std::int64_t>();
-        }
-        if (a.contains("expected") && a["expected"].is_boolean()) {
-            alert.expected = a["expected"].get<bool>();
-        }
-        alert.serial = a.value("serial", std::uint64_t{0});
-        alert.host = a.value("host", "");
-        alert.time = from_millis(a.value("time_ms", 0LL));
-        alert.subject = a.value("subject", "");
-        alert.body = a.value("body", "");
-        alert.exit_status = text_or_empty(a, "exit_status");
-        alert.spawn_error = text_or_empty(a, "spawn_error");
-        alert.log_tail = text_or_empty(a, "log_tail");
-        alert.log_source = text_or_empty(a, "log_source");
-        alert.details_note = text_or_empty(a, "details_note");
+        record.alert = alert_from_json(document.at("alert"));
         if (auto pending = document.find("details_pending");
             pending != document.end() && pending->is_boolean()) {
             record.details_pending = pending->get<bool>();
         }
-        if (alert.id.empty()) {
+        if (auto held = document.find("held"); held != document.end() && held->is_boolean()) {
+            record.held = held->get<bool>();
+        }
+        if (record.alert.id.empty()) {
             return std::unexpected(std::string("alert.id is empty"));
         }
         const json& channels = document.at("channels");

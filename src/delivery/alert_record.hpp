@@ -30,6 +30,10 @@ struct AlertRecord {
     // True from submit() until the enrichment stage (see AlertEnricher) has added the
     // details and rendered the final text; the channels do not take the record meanwhile.
     bool details_pending = false;
+    // True while the alert waits (--batch) for its digest: the channels do not take it; when
+    // the batch window ends the dispatcher stores one digest of all held records and removes
+    // them.
+    bool held = false;
 
     // True when no channel is pending any more.
     bool settled() const;
@@ -38,7 +42,13 @@ struct AlertRecord {
 };
 
 // Serialises a record as JSON (version 1). Unknown fields are ignored when reading, so a
-// later version can add fields.
+// later version can add fields; fields added later read as their defaults when absent.
+// The alert's fields: kind ("alert", "summary", "recovery", "digest"), id, event, state,
+// process, group, from_state, pid, expected, serial, host, time_ms, subject, body,
+// exit_status, spawn_error, log_tail, log_source, details_note, occurrence, suppressed,
+// story_start_ms (absent when none), window_s, resolves ([{state, expected}]), notify, and
+// items (a digest's alerts, each in this same form; absent when empty). The record's:
+// version, alert, details_pending, held, channels.
 std::string record_to_json(const AlertRecord& record);
 
 // Parses record_to_json()'s output. Returns an error naming what is missing or malformed.

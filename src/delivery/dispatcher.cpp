@@ -1,11 +1,13 @@
 #include "delivery/dispatcher.hpp"
 
+#include "alert/digest.hpp"
 #include "util/log.hpp"
 
 #include <condition_variable>
 #include <deque>
 #include <fmt/format.h>
 #include <openssl/sha.h>
+#include <optional>
 #include <queue>
 #include <random>
 #include <thread>
@@ -132,9 +134,13 @@ struct Dispatcher::Worker {
         if ((*record)->details_pending && dispatcher->m_enrichment) {
             return std::nullopt; // the enrichment stage queues it again when done
         }
+        if ((*record)->held) {
+            return std::nullopt; // it goes out in a digest
+        }
         auto state = (*record)->channels.find(key);
-        if (state != (*record)->channels.end() &&
-            state->second.status != ChannelState::Status::pending) {
+        if (state == (*record)->channels.end()
+                ? !transport->wants((*record)->alert)
+                : state->second.status != ChannelState::Status::pending) {
             return std::nullopt;
         }
         return std::move((*record)->alert);
@@ -220,6 +226,61 @@ struct Dispatcher::Enrichment {
     }
 };
 
+// The --batch window: ids of held records and when their digest is due. One thread waits for
+// the window's end and has the dispatcher send the digest; shutdown() waits for a digest in
+// progress (store writes only, no delivery) and leaves held records in the store.
+struct Dispatcher::Batch {
+    Dispatcher* dispatcher = nullptr;
+
+    std::mutex mutex;
+    std::condition_variable changed;
+    std::vector<std::string> held; // in the order they were held
+    std::unordered_set<std::string> held_ids;
+    std::optional<Clock::time_point> window_end;
+    bool busy = false;
+    bool stopping = false;
+    std::thread thread;
+
+    // Returns true when this opened the window. Called with `mutex` held.
+    bool hold(const std::string& id, Clock::time_point end) {
+        if (!held_ids.insert(id).second) {
+            return false;
+        }
+        held.push_back(id);
+        bool opened = !window_end;
+        if (!window_end || end < *window_end) {
+            window_end = end;
+        }
+        changed.notify_all();
+        return opened;
+    }
+
+    void run() {
+        std::unique_lock lock(mutex);
+        while (!stopping) {
+            if (!window_end) {
+                changed.wait(lock, [&] { return stopping || window_end.has_value(); });
+                continue;
+            }
+            if (Clock::now() < *window_end) {
+                changed.wait_until(lock, *window_end);
+                continue;
+            }
+            std::vector<std::string> ids = std::move(held);
+            held.clear();
+            held_ids.clear();
+            window_end.reset();
+            busy = true;
+            lock.unlock();
+            // shutdown() waits for `busy` to clear, so the dispatcher outlives this call.
+            dispatcher->send_digest(ids);
+            lock.lock();
+            busy = false;
+            changed.notify_all();
+        }
+    }
+};
+
 Dispatcher::Dispatcher(std::vector<std::unique_ptr<Transport>> channels, AlertStore& store,
                        DispatcherSettings settings)
     : m_store(store), m_settings(std::move(settings)) {
@@ -248,6 +309,12 @@ Dispatcher::Dispatcher(std::vector<std::unique_ptr<Transport>> channels, AlertSt
         auto enrichment = m_enrichment;
         m_enrichment->thread = std::thread([enrichment] { enrichment->run(); });
     }
+    if (m_settings.batch > std::chrono::milliseconds(0)) {
+        m_batch = std::make_shared<Batch>();
+        m_batch->dispatcher = this;
+        auto batch = m_batch;
+        m_batch->thread = std::thread([batch] { batch->run(); });
+    }
 }
 
 Dispatcher::~Dispatcher() {
@@ -263,8 +330,16 @@ void Dispatcher::submit(const Alert& alert) {
     AlertRecord record;
     record.alert = alert;
     record.details_pending = m_enrichment != nullptr;
+    record.held = m_enrichment == nullptr && m_batch != nullptr;
     for (const auto& worker : m_workers) {
-        record.channels[worker->key].name = worker->name;
+        if (worker->transport->wants(alert)) {
+            record.channels[worker->key].name = worker->name;
+        }
+    }
+    if (record.channels.empty()) {
+        log::info("{} {} ({}) is for no configured channel; not stored", kind_name(alert.kind),
+                  alert.id, display_name(alert.group, alert.process));
+        return;
     }
     bool in_memory = false;
     bool to_enrich = m_enrichment != nullptr;
@@ -276,6 +351,7 @@ void Dispatcher::submit(const Alert& alert) {
         if (existing && existing->has_value()) {
             log::info("alert {} is already in the outbox", alert.id);
             to_enrich = to_enrich && (*existing)->details_pending;
+            record = std::move(**existing);
         } else if (auto saved = m_store.save(record); !saved) {
             log::error("cannot store alert {} in the spool ({}); delivering it from memory, "
                        "it is lost if crashmail stops first",
@@ -294,14 +370,106 @@ void Dispatcher::submit(const Alert& alert) {
         m_enrichment->push({alert.id, std::chrono::steady_clock::now(), false});
         return;
     }
-    queue_for_channels(alert.id, in_memory);
+    forward(record, in_memory);
 }
 
-void Dispatcher::queue_for_channels(const std::string& id, bool force) {
+void Dispatcher::queue_for_channels(const AlertRecord& record, bool force) {
     for (auto& worker : m_workers) {
+        if (!record.channels.contains(worker->key)) {
+            continue;
+        }
         std::lock_guard lock(worker->mutex);
-        worker->push(Task{Clock::now(), id}, m_settings.queue_limit, force);
+        worker->push(Task{Clock::now(), record.alert.id}, m_settings.queue_limit, force);
     }
+}
+
+void Dispatcher::forward(const AlertRecord& record, bool in_memory) {
+    if (record.held) {
+        hold(record.alert.id, Clock::now() + m_settings.batch);
+    } else {
+        queue_for_channels(record, in_memory);
+    }
+}
+
+void Dispatcher::hold(const std::string& id, Clock::time_point window_end) {
+    if (!m_batch) {
+        // Held by an earlier run with --batch: its digest goes out now.
+        send_digest({id});
+        return;
+    }
+    std::lock_guard lock(m_batch->mutex);
+    if (m_batch->hold(id, window_end)) {
+        auto wait =
+            std::chrono::duration_cast<std::chrono::milliseconds>(window_end - Clock::now());
+        log::info("holding alerts for a digest due in {}",
+                  seconds_text(std::max(wait, std::chrono::milliseconds(0))));
+    }
+}
+
+void Dispatcher::send_digest(const std::vector<std::string>& ids) {
+    std::vector<Alert> items;
+    std::vector<std::string> item_ids;
+    for (const std::string& id : ids) {
+        auto record = load(id);
+        if (!record) {
+            // It stays held in the store: the next start puts it in a digest.
+            log::error("cannot read held alert {} from the spool: {}", id, record.error());
+            continue;
+        }
+        if (!record->has_value() || !(*record)->held) {
+            continue;
+        }
+        items.push_back(std::move((*record)->alert));
+        item_ids.push_back(id);
+    }
+    if (items.empty()) {
+        return;
+    }
+    AlertRecord digest;
+    digest.alert = make_digest(std::move(items), m_settings.digest_prefix, Clock::now());
+    for (const auto& worker : m_workers) {
+        if (worker->transport->wants(digest.alert)) {
+            digest.channels[worker->key].name = worker->name;
+        }
+    }
+    const std::string& id = digest.alert.id;
+    bool in_memory = false;
+    {
+        std::lock_guard lock(m_records_mutex);
+        // At-least-once: the digest is stored durably before its items are removed. A crash
+        // in between leaves both; the next start holds the items again and sends them in
+        // another digest (with this same id when nothing else joined them, and then the
+        // stored digest is kept as it is rather than sent twice).
+        bool items_go = true;
+        if (digest.channels.empty()) {
+            log::info("digest {} of {} alert(s) is for no configured channel; not stored", id,
+                      item_ids.size());
+        } else if (auto existing = m_store.load(id); existing && existing->has_value()) {
+            log::info("digest {} is already in the outbox", id);
+            digest = std::move(**existing);
+        } else if (auto saved = m_store.save(digest); !saved) {
+            log::error("cannot store digest {} in the spool ({}); delivering it from memory and "
+                       "keeping its alerts in the spool until the next start",
+                       id, saved.error());
+            m_unsaved[id] = digest;
+            in_memory = true;
+            items_go = false;
+        }
+        for (const std::string& item : item_ids) {
+            if (m_unsaved.erase(item) > 0 || !items_go) {
+                continue;
+            }
+            if (auto removed = m_store.remove(item); !removed) {
+                log::error("cannot remove alert {} (sent in digest {}) from the spool: {}", item,
+                           id, removed.error());
+            }
+        }
+    }
+    if (digest.channels.empty()) {
+        return;
+    }
+    log::info("digest {} of {} alert(s) from {}", id, item_ids.size(), digest.alert.host);
+    queue_for_channels(digest, in_memory);
 }
 
 std::optional<Alert> Dispatcher::alert_to_enrich(const std::string& id) {
@@ -319,7 +487,7 @@ std::optional<Alert> Dispatcher::alert_to_enrich(const std::string& id) {
             std::lock_guard lock(m_records_mutex);
             in_memory = m_unsaved.contains(id);
         }
-        queue_for_channels(id, in_memory);
+        forward(**record, in_memory);
         return std::nullopt;
     }
     return std::move((*record)->alert);
@@ -327,9 +495,9 @@ std::optional<Alert> Dispatcher::alert_to_enrich(const std::string& id) {
 
 void Dispatcher::finish_enrichment(const std::string& id, Alert alert) {
     bool in_memory = false;
+    AlertRecord record;
     {
         std::lock_guard lock(m_records_mutex);
-        AlertRecord record;
         auto unsaved = m_unsaved.find(id);
         if (unsaved != m_unsaved.end()) {
             record = unsaved->second;
@@ -344,18 +512,19 @@ void Dispatcher::finish_enrichment(const std::string& id, Alert alert) {
         }
         record.alert = std::move(alert);
         record.details_pending = false;
+        record.held = m_batch != nullptr;
         if (unsaved != m_unsaved.end()) {
-            unsaved->second = std::move(record);
+            unsaved->second = record;
             in_memory = true;
         } else if (auto saved = m_store.save(record); !saved) {
             log::error("cannot store the details of alert {} in the spool ({}); delivering it "
                        "from memory",
                        id, saved.error());
-            m_unsaved[id] = std::move(record);
+            m_unsaved[id] = record;
             in_memory = true;
         }
     }
-    queue_for_channels(id, in_memory);
+    forward(record, in_memory);
 }
 
 std::size_t Dispatcher::refill(Worker& worker) {
@@ -386,8 +555,14 @@ std::size_t Dispatcher::refill(Worker& worker) {
         if ((*record)->details_pending && m_enrichment) {
             return true; // the enrichment stage queues it when done
         }
+        if ((*record)->held) {
+            return true; // it goes out in a digest
+        }
         auto state = (*record)->channels.find(worker.key);
         Clock::time_point due = Clock::now();
+        if (state == (*record)->channels.end() && !worker.transport->wants((*record)->alert)) {
+            return true;
+        }
         if (state != (*record)->channels.end()) {
             if (state->second.status != ChannelState::Status::pending) {
                 return true;
@@ -401,28 +576,49 @@ std::size_t Dispatcher::refill(Worker& worker) {
 }
 
 std::size_t Dispatcher::recover() {
-    std::size_t found = 0;
-    if (m_enrichment) {
-        std::vector<std::string> unfinished;
-        m_store.scan_pending([&](const std::string& id) {
-            std::lock_guard lock(m_records_mutex);
-            auto record = m_store.load(id);
-            if (record && record->has_value() && (*record)->details_pending) {
-                unfinished.push_back(id);
-            }
+    std::vector<std::string> unfinished;
+    std::vector<std::string> held;
+    std::optional<Clock::time_point> oldest_held;
+    m_store.scan_pending([&](const std::string& id) {
+        std::lock_guard lock(m_records_mutex);
+        auto record = m_store.load(id);
+        if (!record || !record->has_value()) {
             return true;
-        });
+        }
+        if ((*record)->details_pending && m_enrichment) {
+            unfinished.push_back(id);
+        } else if ((*record)->held) {
+            held.push_back(id);
+            if (!oldest_held || (*record)->alert.time < *oldest_held) {
+                oldest_held = (*record)->alert.time;
+            }
+        }
+        return true;
+    });
+    if (m_enrichment) {
         std::lock_guard lock(m_enrichment->mutex);
         for (const std::string& id : unfinished) {
             m_enrichment->push({id, std::chrono::steady_clock::now(), true});
         }
-        found = unfinished.size();
+    }
+    if (!held.empty()) {
+        if (m_batch) {
+            // The window the held alerts were in ends when it would have: at once if past.
+            // All at once, so that a window already past takes them all.
+            std::lock_guard lock(m_batch->mutex);
+            for (const std::string& id : held) {
+                m_batch->hold(id, *oldest_held + m_settings.batch);
+            }
+            log::info("{} alert(s) held for a digest by an earlier run", held.size());
+        } else {
+            send_digest(held); // --batch is off now: their digest goes out at once
+        }
     }
     std::size_t for_channels = 0;
     for (auto& worker : m_workers) {
         for_channels = std::max(for_channels, refill(*worker));
     }
-    return std::max(found, for_channels);
+    return std::max(unfinished.size() + held.size(), for_channels);
 }
 
 std::expected<std::optional<AlertRecord>, std::string> Dispatcher::load(const std::string& id) {
@@ -548,6 +744,19 @@ std::size_t Dispatcher::shutdown(std::chrono::milliseconds grace) {
         } else {
             m_enrichment->thread.join();
         }
+    }
+    if (m_batch) {
+        std::unique_lock lock(m_batch->mutex);
+        m_batch->stopping = true;
+        m_batch->changed.notify_all();
+        // A digest in progress only writes the store: let it finish.
+        m_batch->changed.wait(lock, [&] { return !m_batch->busy; });
+        if (!m_batch->held.empty()) {
+            log::info("{} alert(s) held for a digest stay in the spool for the next start",
+                      m_batch->held.size());
+        }
+        lock.unlock();
+        m_batch->thread.join();
     }
     for (auto& worker : m_workers) {
         std::unique_lock lock(worker->mutex);

@@ -1,8 +1,9 @@
 #pragma once
 // Hands alerts from the event loop to the channels, durably. submit() writes the alert to
-// the outbox (AlertStore) and returns; each channel has its own worker thread that delivers
-// due alerts, retries transient failures with backoff, and settles the record (removed when
-// delivered everywhere, moved to failed/ when a channel gave up). The event loop never waits
+// the outbox (AlertStore) for the channels that want it (Transport::wants(); an alert no
+// channel wants is not stored at all) and returns; each channel has its own worker thread that
+// delivers due alerts, retries transient failures with backoff, and settles the record (removed
+// when delivered everywhere, moved to failed/ when a channel gave up). The event loop never waits
 // for a delivery, and a slow or dead channel never delays another.
 
 #include "alert/alert.hpp"
@@ -64,9 +65,18 @@ struct DispatcherSettings {
     // An alert that waited longer than this for the enrichment stage is skipped (its
     // details would describe a later instance of the process anyway) rather than held back.
     std::chrono::milliseconds enrich_max_wait{10000};
-    // --batch: 0 sends each alert on its own; otherwise alerts are held (durably, in the
-    // store) and every `batch` one digest of all held alerts goes to each channel.
+    // --batch: 0 sends each alert on its own. Otherwise an alert, once the enrichment stage
+    // is done with it, is held (durably: its record is marked `held` in the store) instead of
+    // going to the channels. The first alert held opens a window that ends `batch` later;
+    // then one digest of every held alert (make_digest()) is stored, the held records are
+    // removed, and the digest goes to every channel that wants it like any alert (retries,
+    // failed/). Delivery stays at-least-once: a crash between storing the digest and removing
+    // its items sends those items again after the restart. On shutdown() held alerts stay in
+    // the store (no half-window digest); recover() holds them again in a window that ends at
+    // the oldest one's time + `batch` (at once when that is past, or when batch is now 0).
     std::chrono::milliseconds batch{0};
+    // -o: a digest's subject starts with "PREFIX: " when this is not empty.
+    std::string digest_prefix;
 };
 
 class Dispatcher final : public AlertSink {
@@ -101,9 +111,20 @@ private:
     friend struct Worker;
     struct Enrichment;
     friend struct Enrichment;
+    struct Batch;
+    friend struct Batch;
 
-    // Queues `id` for every channel (`force`: even past the queue limit).
-    void queue_for_channels(const std::string& id, bool force);
+    // Queues the record for every channel it has a state for (`force`: even past the queue
+    // limit).
+    void queue_for_channels(const AlertRecord& record, bool force);
+    // Sends a record the enrichment stage is done with on its way: holds it for the digest
+    // when it is marked held, else queues it for the channels.
+    void forward(const AlertRecord& record, bool in_memory);
+    // Holds record `id` (already marked held) in the batch window; the window ends at
+    // `window_end` unless it is open already (then it ends earlier or as planned).
+    void hold(const std::string& id, std::chrono::system_clock::time_point window_end);
+    // Builds, stores and queues the digest of the held records `ids`, then removes them.
+    void send_digest(const std::vector<std::string>& ids);
     // The alert of record `id` if it still waits for enrichment; std::nullopt otherwise
     // (gone, or already enriched: then it is queued for the channels).
     std::optional<Alert> alert_to_enrich(const std::string& id);
@@ -124,6 +145,7 @@ private:
     DispatcherSettings m_settings;
     std::vector<std::shared_ptr<Worker>> m_workers;
     std::shared_ptr<Enrichment> m_enrichment; // nullptr without an enricher
+    std::shared_ptr<Batch> m_batch;           // nullptr without --batch
     std::mutex m_records_mutex;               // one record update at a time: read, change, write
     std::map<std::string, AlertRecord> m_unsaved; // records the store could not take
     bool m_stopped = false;

@@ -108,7 +108,8 @@ DirectorySpool::open(const std::filesystem::path& directory) {
     spool->m_pending_fd =
         ::open((directory / "pending").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     spool->m_failed_fd = ::open((directory / "failed").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (spool->m_pending_fd < 0 || spool->m_failed_fd < 0) {
+    spool->m_directory_fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (spool->m_pending_fd < 0 || spool->m_failed_fd < 0 || spool->m_directory_fd < 0) {
         return std::unexpected(errno_text("cannot open the spool's directories in", directory));
     }
     // Leftovers of writes interrupted by a crash.
@@ -119,7 +120,7 @@ DirectorySpool::open(const std::filesystem::path& directory) {
 }
 
 DirectorySpool::~DirectorySpool() {
-    for (int fd : {m_pending_fd, m_failed_fd, m_lock_fd}) {
+    for (int fd : {m_pending_fd, m_failed_fd, m_directory_fd, m_lock_fd}) {
         if (fd >= 0) {
             ::close(fd);
         }
@@ -285,6 +286,32 @@ void for_each_record(
         visit(path.string(), record_from_json(*content));
     }
     ::closedir(stream);
+}
+
+std::expected<void, std::string> DirectorySpool::save_state(std::string_view name,
+                                                            const std::string& content) {
+    std::string file(name);
+    if (!valid_id(file)) {
+        return std::unexpected("invalid state name '" + file + "'");
+    }
+    return write_file(m_directory / (file + ".state.json"), m_directory_fd, content);
+}
+
+std::expected<std::optional<std::string>, std::string>
+DirectorySpool::load_state(std::string_view name) {
+    std::string file(name);
+    if (!valid_id(file)) {
+        return std::unexpected("invalid state name '" + file + "'");
+    }
+    auto path = m_directory / (file + ".state.json");
+    if (::access(path.c_str(), F_OK) != 0 && errno == ENOENT) {
+        return std::optional<std::string>();
+    }
+    auto content = read_file(path);
+    if (!content) {
+        return std::unexpected(content.error());
+    }
+    return std::optional<std::string>(std::move(*content));
 }
 
 } // namespace crashmail

@@ -7,6 +7,7 @@
 //   DIR/tmp/           files being written
 //   DIR/pending/ID.json  alerts with a channel still to deliver (mode 0600)
 //   DIR/failed/ID.json   alerts a channel gave up on, with the reason (mode 0600)
+//   DIR/NAME.state.json  small state files (StateStore), e.g. the crash-loop stories
 
 #include "delivery/alert_record.hpp"
 
@@ -15,6 +16,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace crashmail {
 
@@ -36,7 +38,20 @@ public:
     virtual void scan_pending(const std::function<bool(const std::string& id)>& visit) = 0;
 };
 
-class DirectorySpool final : public AlertStore {
+// Small named documents kept beside the outbox, written as durably as records: the
+// crash-loop stories (what flood control counted) survive a crash of crashmail.
+class StateStore {
+public:
+    virtual ~StateStore() = default;
+    // Replaces the document `name` (letters, digits, '-' and '_') durably.
+    virtual std::expected<void, std::string> save_state(std::string_view name,
+                                                        const std::string& content) = 0;
+    // The document `name`, or std::nullopt when there is none.
+    virtual std::expected<std::optional<std::string>, std::string>
+    load_state(std::string_view name) = 0;
+};
+
+class DirectorySpool final : public AlertStore, public StateStore {
 public:
     // Opens (creating, mode 0700) `directory` and its tmp/, pending/ and failed/, and locks
     // it against a second crashmail. Returns an error saying what failed, on what path, and
@@ -50,6 +65,10 @@ public:
     std::expected<void, std::string> remove(const std::string& id) override;
     std::expected<void, std::string> fail(const AlertRecord& record) override;
     void scan_pending(const std::function<bool(const std::string& id)>& visit) override;
+    std::expected<void, std::string> save_state(std::string_view name,
+                                                const std::string& content) override;
+    std::expected<std::optional<std::string>, std::string>
+    load_state(std::string_view name) override;
 
     const std::filesystem::path& directory() const { return m_directory; }
 
@@ -62,6 +81,7 @@ private:
     int m_lock_fd = -1;
     int m_pending_fd = -1;
     int m_failed_fd = -1;
+    int m_directory_fd = -1;
 };
 
 // The spool root used when --spool is not given: /var/spool/crashmail when it exists or can

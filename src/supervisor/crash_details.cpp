@@ -286,6 +286,10 @@ void CrashDetailsEnricher::start() {
 }
 
 void CrashDetailsEnricher::enrich(Alert& alert) {
+    if (alert.kind == AlertKind::recovery || alert.kind == AlertKind::digest) {
+        render_alert_text(alert, m_templates); // nothing crashed: nothing to fetch
+        return;
+    }
     fetch_crash_details(alert, *m_rpc, m_settings);
     std::vector<std::string> found;
     if (!alert.exit_status.empty()) {

@@ -37,6 +37,21 @@ public:
     // What makes this channel this channel (its full address, unredacted): the outbox keys
     // stored delivery states by a hash of it. Never logged.
     virtual std::string identity() const { return name(); }
+    // Whether this channel takes `alert` at all: a message with notify false (a recovery only
+    // for channels that track alert state) is skipped, and so is a digest none of whose items
+    // notify. The dispatcher neither stores nor delivers an alert for a channel that does not
+    // want it.
+    virtual bool wants(const Alert& alert) const {
+        if (alert.kind == AlertKind::digest) {
+            for (const Alert& item : alert.items) {
+                if (item.notify) {
+                    return true;
+                }
+            }
+            return false;
+        }
+        return alert.notify;
+    }
     // Delivers one alert, blocking at most the transport's time limit.
     virtual std::expected<void, Failure> deliver(const Alert& alert) = 0;
 };

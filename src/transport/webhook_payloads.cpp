@@ -4,7 +4,10 @@
 #include "util/utf8.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace crashmail {
 namespace {
@@ -19,6 +22,8 @@ constexpr std::size_t k_discord_description = 4096;
 constexpr std::size_t k_discord_field_value = 200; // Discord allows 1024; keeps the embed < 6000
 constexpr std::size_t k_discord_footer = 256;
 constexpr int k_discord_red = 0xD7263D;
+constexpr int k_discord_orange = 0xE8912D; // a flood-control summary
+constexpr int k_discord_green = 0x2EB67D;  // a recovery notice
 
 // Slack's block limits.
 constexpr std::size_t k_slack_header = 150;
@@ -103,6 +108,121 @@ std::string pid_text(const Alert& alert) {
     return alert.pid ? std::to_string(*alert.pid) : std::string("unknown");
 }
 
+// The digest's items a channel that renders text shows: those that notify.
+std::vector<const Alert*> notify_items(const Alert& digest) {
+    std::vector<const Alert*> shown;
+    for (const Alert& item : digest.items) {
+        if (item.notify) {
+            shown.push_back(&item);
+        }
+    }
+    return shown;
+}
+
+// The (name, value) facts Slack and Discord show as fields.
+std::vector<std::pair<std::string, std::string>> fact_fields(const Alert& alert) {
+    if (alert.kind == AlertKind::digest) {
+        return {{"Host", or_unknown(alert.host)},
+                {"Alerts", std::to_string(notify_items(alert).size())}};
+    }
+    std::vector<std::pair<std::string, std::string>> fields = {
+        {"Process", shown_name(alert)},
+        {"State", or_unknown(alert.state)},
+        {"Host", or_unknown(alert.host)},
+        {"PID", pid_text(alert)},
+    };
+    if (!alert.exit_status.empty()) {
+        fields.emplace_back("Exit", alert.exit_status);
+    }
+    if (alert.suppressed > 0) {
+        fields.emplace_back("Suppressed", std::to_string(alert.suppressed));
+    }
+    return fields;
+}
+
+// One Alertmanager alert.
+json alertmanager_alert(json labels, json annotations, std::chrono::system_clock::time_point starts,
+                        std::optional<std::chrono::system_clock::time_point> ends) {
+    json entry = {{"labels", std::move(labels)},
+                  {"annotations", std::move(annotations)},
+                  {"startsAt", timefmt::rfc3339_utc(starts)}};
+    if (ends) {
+        entry["endsAt"] = timefmt::rfc3339_utc(*ends);
+    }
+    return entry;
+}
+
+// The labels of the alert an event of `state` (and `expected`) fires for `alert`'s process.
+json alertmanager_labels(const Alert& alert, const std::string& state,
+                         std::optional<bool> expected) {
+    Alert named;
+    named.state = state;
+    named.expected = expected;
+    json labels = {{"alertname", alertmanager_alert_name(named)}};
+    // Alertmanager treats an empty label value as no label; leave such labels out.
+    auto add_label = [&labels](const char* name, const std::string& value) {
+        if (!value.empty()) {
+            labels[name] = value;
+        }
+    };
+    add_label("host", alert.host);
+    add_label("group", alert.group);
+    add_label("process", alert.process);
+    add_label("state", state);
+    return labels;
+}
+
+json alertmanager_annotations(const Alert& alert) {
+    json annotations = {{"summary", alert.subject}, {"description", alert.body}, {"id", alert.id}};
+    if (!alert.from_state.empty()) {
+        annotations["from_state"] = alert.from_state;
+    }
+    if (alert.pid) {
+        annotations["pid"] = std::to_string(*alert.pid);
+    }
+    auto add_annotation = [&annotations](const char* name, const std::string& value) {
+        if (!value.empty()) {
+            annotations[name] = value;
+        }
+    };
+    add_annotation("exit_status", alert.exit_status);
+    add_annotation("spawn_error", alert.spawn_error);
+    add_annotation("log_tail", alert.log_tail);
+    add_annotation("details_note", alert.details_note);
+    if (alert.suppressed > 0) {
+        annotations["suppressed"] = std::to_string(alert.suppressed);
+    }
+    return annotations;
+}
+
+// Appends `alert`'s Alertmanager alerts to `out`.
+void add_alertmanager_alerts(const Alert& alert, json& out) {
+    switch (alert.kind) {
+    case AlertKind::digest:
+        for (const Alert& item : alert.items) {
+            add_alertmanager_alerts(item, out);
+        }
+        return;
+    case AlertKind::recovery: {
+        auto starts = alert.story_start == std::chrono::system_clock::time_point{}
+                          ? alert.time
+                          : alert.story_start;
+        for (const ResolvedAlert& resolved : alert.resolves) {
+            out.push_back(
+                alertmanager_alert(alertmanager_labels(alert, resolved.state, resolved.expected),
+                                   alertmanager_annotations(alert), starts, alert.time));
+        }
+        return;
+    }
+    case AlertKind::alert:
+    case AlertKind::summary:
+        out.push_back(alertmanager_alert(alertmanager_labels(alert, alert.state, alert.expected),
+                                         alertmanager_annotations(alert), alert.time,
+                                         std::nullopt));
+        return;
+    }
+}
+
 } // namespace
 
 nlohmann::json webhook_document(const Alert& alert) {
@@ -127,23 +247,33 @@ nlohmann::json webhook_document(const Alert& alert) {
     document["log_tail"] = string_or_null(alert.log_tail);
     document["log_source"] = string_or_null(alert.log_source);
     document["details_note"] = string_or_null(alert.details_note);
+    // Added within version 1: crash-loop stories, flood control, recovery notices, digests.
+    document["kind"] = kind_name(alert.kind);
+    document["occurrence"] = alert.occurrence > 0 ? json(alert.occurrence) : json(nullptr);
+    document["suppressed"] = alert.suppressed;
+    document["story_start"] = alert.story_start == std::chrono::system_clock::time_point{}
+                                  ? json(nullptr)
+                                  : json(timefmt::rfc3339_utc(alert.story_start));
+    document["window_seconds"] =
+        alert.window.count() > 0 ? json(alert.window.count()) : json(nullptr);
+    document["resolves"] = json::array();
+    for (const ResolvedAlert& resolved : alert.resolves) {
+        document["resolves"].push_back(
+            {{"state", resolved.state}, {"expected", resolved.expected}});
+    }
+    document["items"] = json::array();
+    for (const Alert* item : notify_items(alert)) {
+        document["items"].push_back(webhook_document(*item));
+    }
     return document;
 }
 
 nlohmann::json slack_payload(const Alert& alert) {
     const std::string time = timefmt::rfc3339_utc(alert.time);
-    json fields = json::array({
-        {{"type", "mrkdwn"},
-         {"text", slack_text("*Process*\n" + shown_name(alert), k_slack_field)}},
-        {{"type", "mrkdwn"},
-         {"text", slack_text("*State*\n" + or_unknown(alert.state), k_slack_field)}},
-        {{"type", "mrkdwn"},
-         {"text", slack_text("*Host*\n" + or_unknown(alert.host), k_slack_field)}},
-        {{"type", "mrkdwn"}, {"text", slack_text("*PID*\n" + pid_text(alert), k_slack_field)}},
-    });
-    if (!alert.exit_status.empty()) {
-        fields.push_back({{"type", "mrkdwn"},
-                          {"text", slack_text("*Exit*\n" + alert.exit_status, k_slack_field)}});
+    json fields = json::array();
+    for (const auto& [name, value] : fact_fields(alert)) {
+        fields.push_back(
+            {{"type", "mrkdwn"}, {"text", slack_text("*" + name + "*\n" + value, k_slack_field)}});
     }
     json blocks = json::array();
     blocks.push_back(
@@ -173,19 +303,25 @@ nlohmann::json discord_payload(const Alert& alert) {
                     {"value", cut(value.empty() ? "unknown" : value, k_discord_field_value)},
                     {"inline", true}};
     };
+    json fields = json::array();
+    for (const auto& [name, value] : fact_fields(alert)) {
+        fields.push_back(field(name, value));
+    }
+    int color = k_discord_red;
+    if (alert.kind == AlertKind::summary) {
+        color = k_discord_orange;
+    } else if (alert.kind == AlertKind::recovery) {
+        color = k_discord_green;
+    }
     json embed = {
         {"title", cut(alert.subject.empty() ? "crashmail alert" : alert.subject, k_discord_title)},
-        {"color", k_discord_red},
+        {"color", color},
         {"timestamp", timefmt::rfc3339_utc(alert.time)},
-        {"fields", json::array({field("Process", shown_name(alert)), field("State", alert.state),
-                                field("Host", alert.host), field("PID", pid_text(alert))})},
+        {"fields", fields},
         {"footer", {{"text", cut("crashmail · id " + alert.id, k_discord_footer)}}},
     };
     if (!alert.body.empty()) {
         embed["description"] = cut(alert.body, k_discord_description);
-    }
-    if (!alert.exit_status.empty()) {
-        embed["fields"].push_back(field("Exit", alert.exit_status));
     }
     return json{
         {"content", cut(alert.subject, k_discord_content)},
@@ -212,37 +348,9 @@ std::string alertmanager_alert_name(const Alert& alert) {
 }
 
 nlohmann::json alertmanager_payload(const Alert& alert) {
-    json labels = {{"alertname", alertmanager_alert_name(alert)}};
-    // Alertmanager treats an empty label value as no label; leave such labels out.
-    auto add_label = [&labels](const char* name, const std::string& value) {
-        if (!value.empty()) {
-            labels[name] = value;
-        }
-    };
-    add_label("host", alert.host);
-    add_label("group", alert.group);
-    add_label("process", alert.process);
-    add_label("state", alert.state);
-
-    json annotations = {{"summary", alert.subject}, {"description", alert.body}, {"id", alert.id}};
-    if (!alert.from_state.empty()) {
-        annotations["from_state"] = alert.from_state;
-    }
-    if (alert.pid) {
-        annotations["pid"] = std::to_string(*alert.pid);
-    }
-    auto add_annotation = [&annotations](const char* name, const std::string& value) {
-        if (!value.empty()) {
-            annotations[name] = value;
-        }
-    };
-    add_annotation("exit_status", alert.exit_status);
-    add_annotation("spawn_error", alert.spawn_error);
-    add_annotation("log_tail", alert.log_tail);
-    add_annotation("details_note", alert.details_note);
-    return json::array({{{"labels", labels},
-                         {"annotations", annotations},
-                         {"startsAt", timefmt::rfc3339_utc(alert.time)}}});
+    json alerts = json::array();
+    add_alertmanager_alerts(alert, alerts);
+    return alerts;
 }
 
 std::string serialize_payload(const nlohmann::json& payload) {

@@ -17,7 +17,18 @@ inline constexpr int k_webhook_schema_version = 1;
 //   version (int), id, event, state, process, group, from_state (string or null),
 //   pid (int or null), expected (bool or null), serial (int), host, time (RFC 3339 UTC),
 //   subject, message (the alert's body); added within version 1 (additive): exit_status,
-//   spawn_error, log_tail, log_source ("stderr" or "stdout"), details_note (strings or null).
+//   spawn_error, log_tail, log_source ("stderr" or "stdout"), details_note (strings or null);
+//   added within version 1 (additive) for crash loops and digests:
+//     kind ("alert", "summary", "recovery" or "digest"),
+//     occurrence (int: the event is the Nth of its process's crash-loop story; null unknown),
+//     suppressed (int: events counted instead of sent that this message accounts for),
+//     story_start (RFC 3339 UTC: the story's first event; null when none),
+//     window_seconds (int: a summary's flood-control window; null otherwise),
+//     resolves (array of {state (string), expected (bool)}: the alerts a recovery ends;
+//       [] otherwise),
+//     items (array: a digest's messages oldest first, each a complete document of this
+//       schema, only those the channel would have got on their own (notify); [] otherwise).
+//   A digest's own event, state, process, group, from_state, pid and expected are null.
 // Unknown values are null, never missing.
 nlohmann::json webhook_document(const Alert& alert);
 
@@ -32,11 +43,17 @@ nlohmann::json slack_payload(const Alert& alert);
 // name like "@everyone" pings nobody.
 nlohmann::json discord_payload(const Alert& alert);
 
-// Alertmanager API v2 (POST /api/v2/alerts): an array with one alert whose labels are
-// alertname (alertmanager_alert_name()), host, group, process and state, and whose
-// annotations are summary (the subject), description (the body), id, and when known
-// from_state, pid, exit_status, spawn_error, log_tail and details_note; startsAt is the
-// alert's time. No endsAt: Alertmanager resolves it after its resolve_timeout.
+// Alertmanager API v2 (POST /api/v2/alerts): an array of alerts whose labels are alertname
+// (alertmanager_alert_name()), host, group, process and state, and whose annotations are
+// summary (the subject), description (the body), id, and when known from_state, pid,
+// exit_status, spawn_error, log_tail, details_note and suppressed (events counted instead
+// of sent, when > 0). By kind:
+//   alert, summary: one firing alert for the event's state, startsAt the alert's time, no
+//     endsAt (Alertmanager resolves it after its resolve_timeout unless a recovery comes);
+//   recovery: one alert per `resolves` entry with exactly the labels the firing alert had
+//     (alertname and state from the entry), startsAt the story's start (the recovery's
+//     time when unknown) and endsAt the recovery's time, so Alertmanager resolves it;
+//   digest: every item's alerts, in item order, in one array.
 nlohmann::json alertmanager_payload(const Alert& alert);
 
 // "ProcessCrashed" for an unexpected EXITED, "ProcessExited" for an expected one,

@@ -308,6 +308,10 @@ HttpRequest WebhookTransport::build_request(const Alert& alert) const {
     return request;
 }
 
+bool WebhookTransport::wants(const Alert& alert) const {
+    return m_settings.flavor == WebhookFlavor::alertmanager || Transport::wants(alert);
+}
+
 std::expected<void, Failure> WebhookTransport::deliver(const Alert& alert) {
     HttpRequest request = build_request(alert);
     auto response = m_client->post(request);

@@ -49,6 +49,10 @@ public:
     // message starting with name(): "slack https://hooks.slack.com/services/…: HTTP 404 ...".
     std::expected<void, Failure> deliver(const Alert& alert) override;
 
+    // Alertmanager wants every message (it resolves its alerts from recovery notices that
+    // other channels skip); the other flavours as Transport::wants().
+    bool wants(const Alert& alert) const override;
+
     // The URL requests go to: settings.url, or for Alertmanager its /api/v2/alerts endpoint.
     const std::string& target_url() const { return m_target_url; }
 

@@ -385,7 +385,7 @@ class TestCrashStorm(Base):
             sup.add(h.program_section(name, command, autostart=False, autorestart=True,
                                       startsecs=0, startretries=1000, stopwaitsecs=2))
         with rh.PortSmtpSink(delay=0.3) as smtp:
-            sup.add(rh.listener_section("crashmail", ["-a", "-m", RCPT, "--smtp", smtp.url],
+            sup.add(rh.listener_section("crashmail", ["-a", "-m", RCPT, "--smtp", smtp.url, "--rate-limit", "off"],
                                         logdir=sup.dir, spool=self.spool))
             self.assertNotIn("buffer_size", sup.config_text())
             with sup:
@@ -457,7 +457,7 @@ class TestKilledDuringStorm(Base):
         seed = random.randrange(1 << 30)
         chance = random.Random(seed)
         with rh.PortSmtpSink(delay=0.05) as smtp:
-            sup.add(rh.listener_section("crashmail", ["-a", "-m", RCPT, "--smtp", smtp.url],
+            sup.add(rh.listener_section("crashmail", ["-a", "-m", RCPT, "--smtp", smtp.url, "--rate-limit", "off"],
                                         logdir=sup.dir, spool=self.spool, buffer_size=100))
             with sup:
                 self.wait_stderr(sup, r"crashmail: started", 10)

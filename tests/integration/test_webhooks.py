@@ -37,6 +37,10 @@ SCHEMA_TYPES = {
     "exit_status": (str, type(None)), "spawn_error": (str, type(None)),
     "log_tail": (str, type(None)), "log_source": (str, type(None)),
     "details_note": (str, type(None)),
+    # Added within version 1 (crash loops, digests).
+    "kind": str, "occurrence": (int, type(None)), "suppressed": int,
+    "story_start": (str, type(None)), "window_seconds": (int, type(None)), "resolves": list,
+    "items": list,
 }
 
 

@@ -139,17 +139,23 @@ TEST_CASE("an expected exit is not called a crash", "[alert]") {
 
 TEST_CASE("FATAL and BACKOFF say which state was entered", "[alert]") {
     Alert fatal = alert_for(from_fixture("PROCESS_STATE_FATAL.bin"));
-    CHECK(fatal.subject ==
-          "nocmd entered state FATAL at " + crashmail::timefmt::asctime_local(k_now));
+    CHECK(fatal.subject == "nocmd is FATAL: supervisord gave up starting it at " +
+                               crashmail::timefmt::asctime_local(k_now));
     CHECK_THAT(fatal.body,
                Catch::StartsWith("Process nocmd in group nocmd entered state FATAL from state "
-                                 "BACKOFF\n\nHost: host.example.com\n"));
+                                 "BACKOFF: it could not be started and will not be retried\n\n"
+                                 "Host: host.example.com\n"));
     CHECK_THAT(fatal.body, Catch::EndsWith("Event: PROCESS_STATE_FATAL (serial 26)"));
 
     Alert backoff = alert_for(from_fixture("PROCESS_STATE_BACKOFF.bin"));
-    CHECK_THAT(backoff.subject, Catch::StartsWith("nocmd entered state BACKOFF at "));
+    CHECK_THAT(backoff.subject, Catch::StartsWith("nocmd failed to start (BACKOFF) at "));
     CHECK_THAT(backoff.body, Catch::StartsWith("Process nocmd in group nocmd entered state "
-                                               "BACKOFF from state STARTING\n"));
+                                               "BACKOFF from state STARTING: it exited too "
+                                               "quickly while starting; supervisord retries\n"));
+
+    Alert stopped = alert_for(from_fixture("PROCESS_STATE_STOPPED.bin"));
+    CHECK_THAT(stopped.subject, Catch::Contains(" was stopped at "));
+    CHECK_THAT(stopped.body, Catch::Contains("entered state STOPPED"));
 }
 
 TEST_CASE("the alert carries the event's facts", "[alert]") {

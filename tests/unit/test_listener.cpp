@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <sysexits.h>
 
@@ -49,6 +50,9 @@ ListenerSettings watch(bool any, std::vector<std::string> patterns = {}) {
     }
     ListenerSettings settings;
     settings.selection = Selection(any, std::move(parsed));
+    // superlance's behaviour: every unexpected exit alerts (flood control has its own tests).
+    settings.states = {"EXITED"};
+    settings.loops.rate_limit = std::nullopt;
     settings.context = AlertContext{"host.example.com", ""};
     settings.now = [] { return std::chrono::system_clock::time_point(std::chrono::seconds(1)); };
     settings.alert_id = [](const Event& event, std::string_view) {
@@ -108,6 +112,21 @@ TEST_CASE("a real supervisord session is answered OK for every event, in step", 
     CHECK(result.alerts.front().process == "crasher");
     CHECK(result.alerts.front().pid == 7008);
     CHECK(result.alerts.back().pid == 7470);
+}
+
+TEST_CASE("by default a real crash loop alerts thrice and each FATAL once", "[listener]") {
+    ListenerSettings settings = watch(true);
+    settings.states = ListenerSettings{}.states;
+    settings.loops = ListenerSettings{}.loops;
+    auto result = run(fixture("stream-supervisor-4.2.5.bin"), std::move(settings));
+    CHECK(result.answered == answers(161));
+    std::map<std::string, int> by_state;
+    for (const Alert& alert : result.alerts) {
+        ++by_state[alert.process + " " + alert.state];
+    }
+    CHECK(by_state == std::map<std::string, int>{
+                          {"crasher EXITED", 3}, {"fataler FATAL", 1}, {"nocmd FATAL", 1}});
+    CHECK(result.alerts.front().occurrence == 1);
 }
 
 TEST_CASE("the answer stream stays in step when input arrives a byte at a time", "[listener]") {
@@ -225,11 +244,32 @@ TEST_CASE("a closed protocol channel ends the loop with EX_IOERR", "[listener]")
     CHECK(out.data == "READY\nRESULT 2\nOK");
 }
 
-TEST_CASE("alert_worthy needs EXITED with expected:0", "[listener]") {
+TEST_CASE("alert_worthy follows --state, --expected and -x", "[listener]") {
     auto settings = watch(true);
     Event fatal{{"3.0", "s", 1, "p", 1, "PROCESS_STATE_FATAL", 0},
                 "processname:x groupname:x from_state:BACKOFF"};
-    CHECK_FALSE(alert_worthy(fatal, settings));
+    CHECK_FALSE(alert_worthy(fatal, settings));     // states: EXITED only
+    CHECK(alert_worthy(fatal, ListenerSettings{})); // default: EXITED and FATAL
+    Event expected_exit{{"3.0", "s", 4, "p", 4, "PROCESS_STATE_EXITED", 0},
+                        "processname:x groupname:x from_state:RUNNING expected:1 pid:1"};
+    CHECK_FALSE(alert_worthy(expected_exit, settings));
+    settings.expected = true;
+    CHECK(alert_worthy(expected_exit, settings));
+    settings.excludes.push_back(*ProgramPattern::parse("x"));
+    CHECK_FALSE(alert_worthy(expected_exit, settings));
+    CHECK(classify(expected_exit, settings).kind == Verdict::Kind::ignore);
+    settings = watch(true);
+    Event running{{"3.0", "s", 5, "p", 5, "PROCESS_STATE_RUNNING", 0},
+                  "processname:x groupname:x from_state:STARTING pid:1"};
+    CHECK(classify(running, settings).kind == Verdict::Kind::watch);
+    Event tick{{"3.0", "s", 6, "p", 6, "TICK_5", 0}, "when:1"};
+    CHECK(classify(tick, settings).kind == Verdict::Kind::ignore);
+    settings.states = {"EXITED", "BACKOFF", "STOPPED", "UNKNOWN", "FATAL"};
+    for (const char* state : {"BACKOFF", "STOPPED", "UNKNOWN"}) {
+        Event event{{"3.0", "s", 7, "p", 7, std::string("PROCESS_STATE_") + state, 0},
+                    "processname:x groupname:x from_state:STARTING"};
+        CHECK(alert_worthy(event, settings));
+    }
     Event no_expected{{"3.0", "s", 2, "p", 2, "PROCESS_STATE_EXITED", 0},
                       "processname:x groupname:x from_state:RUNNING pid:1"};
     CHECK_FALSE(alert_worthy(no_expected, settings));

@@ -240,3 +240,49 @@ TEST_CASE("a --config file that is missing or names an unknown option is a confi
     CHECK(unknown.error().exit_code == EX_CONFIG);
     CHECK_THAT(unknown.error().message, Catch::Contains("emial"));
 }
+
+TEST_CASE("states, exclusions and flood control options", "[options]") {
+    auto defaults = parse({"-a", "-m", "ops@example.com"});
+    REQUIRE(defaults);
+    CHECK(defaults->states == std::vector<std::string>{"EXITED", "FATAL"});
+    CHECK_FALSE(defaults->expected);
+    CHECK(defaults->rate_limit == "3/10m");
+    CHECK_FALSE(defaults->recovery);
+    CHECK(defaults->recovery_after == std::chrono::seconds(60));
+    CHECK(defaults->batch == std::chrono::seconds(0));
+
+    auto options = parse({"-a", "-m", "ops@example.com", "--state", "exited, backoff",
+                          "--state", "FATAL", "--state", "BACKOFF", "--expected", "-x", "noisy",
+                          "--exclude", "grp:*", "--rate-limit", "5/1h", "--recovery",
+                          "--recovery-after", "30s", "--batch", "10m"});
+    REQUIRE(options);
+    CHECK(options->states == std::vector<std::string>{"EXITED", "BACKOFF", "FATAL"});
+    CHECK(options->expected);
+    CHECK(options->excludes == std::vector<std::string>{"noisy", "grp:*"});
+    CHECK(options->rate_limit == "5/1h");
+    CHECK(options->recovery);
+    CHECK(options->recovery_after == std::chrono::seconds(30));
+    CHECK(options->batch == std::chrono::seconds(600));
+    auto off = parse({"-a", "-m", "ops@example.com", "--rate-limit", "off", "--batch", "off"});
+    REQUIRE(off);
+    CHECK(off->rate_limit == "off");
+    CHECK(off->batch == std::chrono::seconds(0));
+}
+
+TEST_CASE("bad state, rate-limit, batch and recovery-after values are usage errors",
+          "[options]") {
+    for (std::vector<const char*> args : {
+             std::vector<const char*>{"--state", "CRASHED"},
+             std::vector<const char*>{"--rate-limit", "3"},
+             std::vector<const char*>{"--rate-limit", "0/10m"},
+             std::vector<const char*>{"--batch", "soon"},
+             std::vector<const char*>{"--recovery-after", "0s"},
+         }) {
+        args.insert(args.begin(), {"-a", "-m", "ops@example.com"});
+        auto result = parse(args);
+        INFO(args[3] << " " << args[4]);
+        REQUIRE_FALSE(result);
+        CHECK(result.error().exit_code == EX_USAGE);
+        CHECK_THAT(result.error().message, Catch::StartsWith(std::string(args[3]) + ":"));
+    }
+}

@@ -88,11 +88,12 @@ bool is_valid_utf8(const std::string& text) {
 
 TEST_CASE("the webhook document carries every schema field with its type", "[webhook]") {
     json document = webhook_document(crash_alert());
-    const std::vector<std::string> fields = {"version",  "id",         "event",       "state",
-                                             "process",  "group",      "from_state",  "pid",
-                                             "expected", "serial",     "host",        "time",
-                                             "subject",  "message",    "exit_status", "spawn_error",
-                                             "log_tail", "log_source", "details_note"};
+    const std::vector<std::string> fields = {
+        "version",      "id",      "event",       "state",       "process",     "group",
+        "from_state",   "pid",     "expected",    "serial",      "host",        "time",
+        "subject",      "message", "exit_status", "spawn_error", "log_tail",    "log_source",
+        "details_note", "kind",    "occurrence",  "suppressed",  "story_start", "window_seconds",
+        "resolves",     "items"};
     for (const std::string& field : fields) {
         INFO(field);
         CHECK(document.contains(field));
@@ -116,6 +117,13 @@ TEST_CASE("the webhook document carries every schema field with its type", "[web
     CHECK(document["time"] == "2026-11-25T21:03:10.123Z");
     CHECK(document["subject"] == crash_alert().subject);
     CHECK(document["message"] == crash_alert().body);
+    CHECK(document["kind"] == "alert");
+    CHECK(document["occurrence"].is_null());
+    CHECK(document["suppressed"] == 0);
+    CHECK(document["story_start"].is_null());
+    CHECK(document["window_seconds"].is_null());
+    CHECK(document["resolves"] == json::array());
+    CHECK(document["items"] == json::array());
 }
 
 TEST_CASE("unknown values in the webhook document are null, not missing", "[webhook]") {
@@ -555,4 +563,164 @@ TEST_CASE("why it crashed is in the JSON document and the Alertmanager annotatio
     CHECK(annotations["log_tail"] == "fatal: db unreachable\nbye ünïcode");
     CHECK(annotations["details_note"] == "spawn error unknown: x");
     CHECK_FALSE(annotations.contains("spawn_error"));
+}
+
+namespace {
+
+Alert summary_alert() {
+    Alert alert = crash_alert();
+    alert.kind = AlertKind::summary;
+    alert.id = "summary.1";
+    alert.suppressed = 7;
+    alert.window = std::chrono::minutes(10);
+    alert.story_start = k_time - std::chrono::minutes(12);
+    alert.subject = "grp:worker_01 crashed 7 more times in 10 minutes";
+    return alert;
+}
+
+Alert recovery_alert(bool notify) {
+    Alert alert = crash_alert();
+    alert.kind = AlertKind::recovery;
+    alert.id = "recovery.1";
+    alert.state = "RUNNING";
+    alert.event_name = "PROCESS_STATE_RUNNING";
+    alert.expected.reset();
+    alert.time = k_time + std::chrono::minutes(5);
+    alert.story_start = k_time - std::chrono::minutes(12);
+    alert.resolves = {{"EXITED", false}, {"FATAL", false}, {"EXITED", true}};
+    alert.notify = notify;
+    alert.subject = "grp:worker_01 recovered";
+    return alert;
+}
+
+Alert digest_of(std::vector<Alert> items) {
+    Alert digest;
+    digest.kind = AlertKind::digest;
+    digest.id = "d0123";
+    digest.host = "web1.example.com";
+    digest.time = k_time + std::chrono::minutes(6);
+    digest.subject = "crashmail: 3 alerts from web1.example.com";
+    digest.body = "digest body";
+    digest.items = std::move(items);
+    return digest;
+}
+
+} // namespace
+
+TEST_CASE("the webhook document tells summaries and recoveries by kind with their story",
+          "[webhook]") {
+    json summary = webhook_document(summary_alert());
+    CHECK(summary["kind"] == "summary");
+    CHECK(summary["suppressed"] == 7);
+    CHECK(summary["window_seconds"] == 600);
+    CHECK(summary["story_start"] == "2026-11-25T20:51:10.123Z");
+    Alert counted = crash_alert();
+    counted.occurrence = 3;
+    CHECK(webhook_document(counted)["occurrence"] == 3);
+    json recovery = webhook_document(recovery_alert(true));
+    CHECK(recovery["kind"] == "recovery");
+    CHECK(recovery["window_seconds"].is_null());
+    CHECK(recovery["resolves"] == json::array({{{"state", "EXITED"}, {"expected", false}},
+                                               {{"state", "FATAL"}, {"expected", false}},
+                                               {{"state", "EXITED"}, {"expected", true}}}));
+}
+
+TEST_CASE("a digest's webhook document holds each notifying item as a complete document",
+          "[webhook]") {
+    Alert second = crash_alert();
+    second.id = "second";
+    json document = webhook_document(digest_of({crash_alert(), recovery_alert(false), second}));
+    CHECK(document["kind"] == "digest");
+    CHECK(document["process"].is_null());
+    CHECK(document["state"].is_null());
+    REQUIRE(document["items"].size() == 2); // the recovery is for Alertmanager only
+    CHECK(document["items"][0] == webhook_document(crash_alert()));
+    CHECK(document["items"][1]["id"] == "second");
+    CHECK(document["items"][1]["version"] == 1);
+}
+
+TEST_CASE("an Alertmanager summary fires the event's alert with the suppressed count",
+          "[webhook]") {
+    json payload = alertmanager_payload(summary_alert());
+    REQUIRE(payload.size() == 1);
+    CHECK(payload[0]["labels"] == alertmanager_payload(crash_alert())[0]["labels"]);
+    CHECK(payload[0]["annotations"]["suppressed"] == "7");
+    CHECK(payload[0]["annotations"]["summary"] == summary_alert().subject);
+    CHECK_FALSE(payload[0].contains("endsAt"));
+}
+
+TEST_CASE("an Alertmanager recovery resolves each alert it ends with the same labels",
+          "[webhook]") {
+    json payload = alertmanager_payload(recovery_alert(false));
+    REQUIRE(payload.size() == 3);
+    CHECK(payload[0]["labels"] == alertmanager_payload(crash_alert())[0]["labels"]);
+    CHECK(payload[1]["labels"] == json{{"alertname", "ProcessFatal"},
+                                       {"host", "web1.example.com"},
+                                       {"group", "grp"},
+                                       {"process", "worker_01"},
+                                       {"state", "FATAL"}});
+    CHECK(payload[2]["labels"]["alertname"] == "ProcessExited");
+    CHECK(payload[2]["labels"]["state"] == "EXITED");
+    for (const json& alert : payload) {
+        CHECK(alert["startsAt"] == "2026-11-25T20:51:10.123Z");
+        CHECK(alert["endsAt"] == "2026-11-25T21:08:10.123Z");
+        for (const auto& [key, value] : alert["annotations"].items()) {
+            INFO(key);
+            CHECK(value.is_string());
+        }
+    }
+    Alert unknown_start = recovery_alert(false);
+    unknown_start.story_start = {};
+    CHECK(alertmanager_payload(unknown_start)[0]["startsAt"] == "2026-11-25T21:08:10.123Z");
+}
+
+TEST_CASE("an Alertmanager digest posts every item's alerts in one array", "[webhook]") {
+    json payload =
+        alertmanager_payload(digest_of({crash_alert(), summary_alert(), recovery_alert(false)}));
+    REQUIRE(payload.size() == 5);
+    CHECK(payload[0]["annotations"]["id"] == crash_alert().id);
+    CHECK(payload[1]["annotations"]["id"] == "summary.1");
+    CHECK(payload[4]["annotations"]["id"] == "recovery.1");
+    CHECK(payload[4].contains("endsAt"));
+}
+
+TEST_CASE("channels skip messages that do not notify but Alertmanager takes them all",
+          "[webhook]") {
+    auto client = std::make_shared<FakeHttpClient>();
+    WebhookSettings plain;
+    plain.url = "http://127.0.0.1:9/hook";
+    WebhookTransport webhook(plain, client);
+    WebhookSettings am = plain;
+    am.flavor = WebhookFlavor::alertmanager;
+    WebhookTransport alertmanager(am, client);
+    CHECK(webhook.wants(crash_alert()));
+    CHECK_FALSE(webhook.wants(recovery_alert(false)));
+    CHECK(webhook.wants(recovery_alert(true)));
+    CHECK(alertmanager.wants(recovery_alert(false)));
+    CHECK_FALSE(webhook.wants(digest_of({recovery_alert(false)})));
+    CHECK(webhook.wants(digest_of({recovery_alert(false), crash_alert()})));
+    CHECK(alertmanager.wants(digest_of({recovery_alert(false)})));
+}
+
+TEST_CASE("Slack and Discord show a digest's count and host and stay within limits", "[webhook]") {
+    std::vector<Alert> items;
+    for (int i = 0; i < 200; ++i) {
+        Alert item = crash_alert();
+        item.id = "item" + std::to_string(i);
+        item.log_tail = std::string(400, 'x');
+        items.push_back(item);
+    }
+    Alert digest = digest_of(items);
+    digest.body = std::string(50000, 'b');
+    json slack = slack_payload(digest);
+    CHECK(slack["text"].get<std::string>().size() <= 4000);
+    std::string fields = slack["blocks"][2].dump();
+    CHECK(fields.find("*Alerts*\\n200") != std::string::npos);
+    CHECK(fields.find("*Process*") == std::string::npos);
+    json discord = discord_payload(digest);
+    const json& embed = discord["embeds"][0];
+    CHECK(embed["description"].get<std::string>().size() <= 4096);
+    CHECK(embed.dump().size() < 6000);
+    CHECK(embed["fields"].size() == 2);
+    CHECK(discord_payload(recovery_alert(true))["embeds"][0]["color"] != embed["color"]);
 }

@@ -1,0 +1,178 @@
+#include "app/crash_loop_monitor.hpp"
+
+#include "util/log.hpp"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+namespace crashmail {
+namespace {
+
+constexpr std::string_view k_state_name = "crash-loops";
+// The clock looks at least this often (the wall clock may jump).
+constexpr std::chrono::seconds k_clock_period{1};
+
+} // namespace
+
+StoryEvent story_event(const Event& event, const ProcessStateChange& change) {
+    StoryEvent out;
+    out.group = change.group_name;
+    out.process = change.process_name;
+    out.state = change.state;
+    out.from_state = change.from_state;
+    out.expected = change.expected.value_or(false);
+    out.pid = change.pid;
+    out.event_name = event.header.event_name;
+    out.serial = event.header.serial;
+    return out;
+}
+
+CrashLoopMonitor::CrashLoopMonitor(CrashLoopMonitorSettings settings, AlertSink& sink,
+                                   StateStore* state)
+    : m_settings(std::move(settings)), m_sink(sink), m_state(state), m_loops(m_settings.loops) {}
+
+CrashLoopMonitor::~CrashLoopMonitor() {
+    if (m_clock.joinable()) {
+        m_clock.request_stop();
+        m_wake.notify_all();
+        m_clock.join();
+    }
+}
+
+std::size_t CrashLoopMonitor::restore() {
+    if (m_state == nullptr) {
+        return 0;
+    }
+    auto text = m_state->load_state(k_state_name);
+    if (!text) {
+        log::error("cannot read the crash-loop state ({}); starting afresh", text.error());
+        return 0;
+    }
+    if (!text->has_value()) {
+        return 0;
+    }
+    auto document = nlohmann::json::parse(**text, nullptr, false);
+    std::lock_guard lock(m_mutex);
+    if (auto restored = m_loops.restore(document); !restored) {
+        log::error("cannot use the crash-loop state ({}); starting afresh", restored.error());
+        return 0;
+    }
+    return m_loops.story_count();
+}
+
+std::size_t CrashLoopMonitor::submit(const std::vector<Emission>& emissions, const Event* event) {
+    std::size_t count = 0;
+    for (const Emission& emission : emissions) {
+        std::string id = emission.kind == AlertKind::alert && event != nullptr &&
+                                 emission.event.serial == event->header.serial
+                             ? m_settings.alert_id(*event, m_settings.instance)
+                             : emission_id(emission, m_settings.instance);
+        Alert alert = emission_alert(emission, m_settings.context, m_settings.now(), id);
+        const std::string name = display_name(alert.group, alert.process);
+        if (emission.kind == AlertKind::summary) {
+            log::info("{}: {} events counted by flood control: summary {}", name,
+                      emission.suppressed, alert.id);
+        } else if (emission.kind == AlertKind::recovery) {
+            log::info("{} recovered: {} {}", name, emission.notify ? "notice" : "resolve",
+                      alert.id);
+        } else {
+            log::info("{} {} (pid {}, from state {}, event {} of its story): alert {}", name,
+                      alert.state == "EXITED"
+                          ? (alert.expected.value_or(false) ? "exited" : "exited unexpectedly")
+                          : "entered " + alert.state,
+                      alert.pid ? std::to_string(*alert.pid) : "unknown", alert.from_state,
+                      emission.occurrence, alert.id);
+        }
+        m_sink.submit(alert);
+        ++count;
+    }
+    m_submitted += count;
+    return count;
+}
+
+void CrashLoopMonitor::save() {
+    if (m_state == nullptr) {
+        return;
+    }
+    if (auto saved = m_state->save_state(k_state_name, m_loops.to_json().dump()); !saved) {
+        log::error("cannot save the crash-loop state ({}); counts since the last save are "
+                   "lost if crashmail stops before the next save",
+                   saved.error());
+    }
+}
+
+std::size_t CrashLoopMonitor::on_alert_event(const Event& event, const ProcessStateChange& change) {
+    std::lock_guard lock(m_mutex);
+    StoryEvent story = story_event(event, change);
+    std::vector<Emission> emissions = m_loops.on_alert_event(story, m_settings.now());
+    bool counted = emissions.empty() || emissions.back().kind != AlertKind::alert ||
+                   emissions.back().event.serial != story.serial;
+    std::size_t count = submit(emissions, &event);
+    if (counted) {
+        log::info("{} {}: counted by flood control (no alert)",
+                  display_name(change.group_name, change.process_name), change.state);
+    }
+    if (counted || count > 1) {
+        // The count (or the reset after a summary) must survive a crash.
+        save();
+    }
+    ++m_changes;
+    m_wake.notify_all();
+    return count;
+}
+
+void CrashLoopMonitor::on_other_event(const Event& event, const ProcessStateChange& change) {
+    std::lock_guard lock(m_mutex);
+    if (m_loops.on_other_event(story_event(event, change), m_settings.now())) {
+        ++m_changes;
+        m_wake.notify_all();
+    }
+}
+
+std::size_t CrashLoopMonitor::tick() {
+    std::lock_guard lock(m_mutex);
+    std::vector<Emission> emissions = m_loops.due(m_settings.now());
+    if (emissions.empty()) {
+        return 0;
+    }
+    std::size_t count = submit(emissions, nullptr);
+    save();
+    return count;
+}
+
+std::size_t CrashLoopMonitor::submitted() const {
+    std::lock_guard lock(m_mutex);
+    return m_submitted;
+}
+
+void CrashLoopMonitor::start_clock() {
+    m_clock = std::jthread([this](std::stop_token stop) { clock_loop(stop); });
+}
+
+void CrashLoopMonitor::stop_clock() {
+    if (m_clock.joinable()) {
+        m_clock.request_stop();
+        m_wake.notify_all();
+        m_clock.join();
+    }
+    std::lock_guard lock(m_mutex);
+    save();
+}
+
+void CrashLoopMonitor::clock_loop(std::stop_token stop) {
+    while (!stop.stop_requested()) {
+        tick();
+        std::unique_lock lock(m_mutex);
+        auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(k_clock_period);
+        if (auto next = m_loops.next_due()) {
+            auto until =
+                std::chrono::duration_cast<std::chrono::milliseconds>(*next - m_settings.now());
+            wait = std::clamp(until + std::chrono::milliseconds(5), std::chrono::milliseconds(5),
+                              wait);
+        }
+        const std::uint64_t seen = m_changes;
+        m_wake.wait_for(lock, stop, wait, [&] { return m_changes != seen; });
+    }
+}
+
+} // namespace crashmail

@@ -1,0 +1,79 @@
+#pragma once
+// Runs the crash-loop stories (alert/crash_loop) for the listener: turns events into alerts,
+// summaries and recovery notices, hands them to the sink, keeps the stories in a StateStore
+// so that what flood control counted survives a crash, and runs a clock thread that sends
+// summaries and recovery notices when they fall due, with no event needed to wake it.
+
+#include "alert/crash_loop.hpp"
+#include "delivery/dispatcher.hpp"
+#include "delivery/spool.hpp"
+#include "event/event.hpp"
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace crashmail {
+
+struct CrashLoopMonitorSettings {
+    CrashLoopSettings loops;
+    AlertContext context;
+    std::string instance; // parent_process_identity(), mixed into ids
+    std::function<std::chrono::system_clock::time_point()> now = std::chrono::system_clock::now;
+    // The id of an event's alert (event_alert_id()).
+    std::function<std::string(const Event&, std::string_view instance)> alert_id;
+};
+
+class CrashLoopMonitor {
+public:
+    // `state` may be nullptr (the stories then live in memory only).
+    CrashLoopMonitor(CrashLoopMonitorSettings settings, AlertSink& sink, StateStore* state);
+    // Stops the clock thread.
+    ~CrashLoopMonitor();
+    CrashLoopMonitor(const CrashLoopMonitor&) = delete;
+    CrashLoopMonitor& operator=(const CrashLoopMonitor&) = delete;
+
+    // Reads the stories an earlier run kept. Returns how many there were.
+    std::size_t restore();
+
+    // An alert-worthy event: submits what it raises (alerts, and summaries that fell due).
+    // When flood control counts the event instead, the stories are saved before this
+    // returns, so that the count survives a crash. Returns the number of alerts submitted.
+    std::size_t on_alert_event(const Event& event, const ProcessStateChange& change);
+    // Any other state change of a watched process (RUNNING starts the recovery clock).
+    void on_other_event(const Event& event, const ProcessStateChange& change);
+    // Submits whatever is due now. Returns the number of messages submitted.
+    std::size_t tick();
+
+    // Starts / stops the thread that calls tick() when something falls due. stop_clock()
+    // also saves the stories.
+    void start_clock();
+    void stop_clock();
+
+    std::size_t submitted() const;
+
+private:
+    // With m_mutex held.
+    std::size_t submit(const std::vector<Emission>& emissions, const Event* event);
+    void save();
+    void clock_loop(std::stop_token stop);
+
+    CrashLoopMonitorSettings m_settings;
+    AlertSink& m_sink;
+    StateStore* m_state;
+    mutable std::mutex m_mutex;
+    CrashLoops m_loops;
+    std::size_t m_submitted = 0;
+    std::condition_variable_any m_wake;
+    std::uint64_t m_changes = 0; // bumped (under m_mutex) to wake the clock
+    std::jthread m_clock;
+};
+
+// Converts a process state change to what a story keeps of it.
+StoryEvent story_event(const Event& event, const ProcessStateChange& change);
+
+} // namespace crashmail

@@ -1,0 +1,87 @@
+"""A crash loop with a real supervisord (4.2.5) under flood control: a handful of mails, and
+the counts in them add up to every crash supervisord logged.
+
+A program crashes every ~1.3 s for ~25 s. crashmail runs with the default count (3 alerts
+per window) and a 10 s window (the default window is 10 minutes; the arithmetic is the
+same). The first three crashes are mailed one by one; every later crash is counted, and
+each window's end brings one summary ("looper crashed 7 more times in the last 10
+seconds"). After the program is stopped, the last summary closes the loop: alerts plus the
+counts of all summaries equal the "exited: looper" lines of supervisord's log.
+"""
+
+import os
+import re
+import unittest
+
+import harness as h
+
+h.require(h.SUPERVISORD)
+
+ADDR = "ops@example.com"
+def summary_count(subject):
+    """The count a summary subject states, or None when it is not a summary."""
+    match = re.match(r"^looper crashed (?:once more|(\d+) more times) in the last ", subject)
+    if not match:
+        return None
+    return int(match.group(1)) if match.group(1) else 1
+
+
+class TestCrashLoopFloodControl(unittest.TestCase):
+    def test_a_crash_loop_gives_a_handful_of_mails_that_account_for_every_crash(self):
+        sup = h.Supervisord()
+        store_dir = os.path.join(h.tmpdir(), "store")
+        store = h.mail_store(store_dir)
+        sup.add(h.program_section("looper", "/bin/sh -c 'sleep 1.2; exit 1'",
+                                  autostart=True, autorestart=True, startsecs=1,
+                                  startretries=100))
+        stderr = sup.add_listener("cm", ["-a", "-m", ADDR, "-s", store,
+                                         "--rate-limit", "3/10s"],
+                                  events="PROCESS_STATE")
+        with sup:
+            sup.wait_for_log(r"exited: looper ", timeout=20, count=14)
+            rpc = sup.rpc()
+            rpc.supervisor.stopProcess("looper")
+            rpc("close")()
+            crashes = sup.count(r"exited: looper \(exit status 1; not expected\)")
+            self.assertGreaterEqual(crashes, 14)
+
+            def accounted():
+                mails = h.read_mails(store_dir)
+                alerts = [m for m in mails if " crashed at " in m["Subject"]]
+                counts = [summary_count(m["Subject"]) for m in mails]
+                return len(alerts) + sum(c for c in counts if c)
+
+            # The last window ends at most 10 s after the stop.
+            h.wait_until(lambda: accounted() >= crashes, timeout=25,
+                         what="every crash alerted or counted")
+            with open(stderr, encoding="utf-8", errors="replace") as f:
+                log = f.read()
+
+        mails = h.read_mails(store_dir)
+        subjects = [m["Subject"] for m in mails]
+        alerts = [m for m in mails if " crashed at " in m["Subject"]]
+        summaries = [m for m in mails if summary_count(m["Subject"])]
+        # Three alerts, then summaries only: one per 10 s window while the loop went on.
+        self.assertEqual(len(alerts), 3, subjects)
+        self.assertEqual(len(alerts) + len(summaries), len(mails), subjects)
+        self.assertLessEqual(len(summaries), 4, subjects)
+        self.assertEqual(len(alerts) + sum(summary_count(m["Subject"]) for m in summaries),
+                         crashes, subjects)
+        # The story: the first says it is the first, the third that it is the last one.
+        first = alerts[0].get_content()
+        self.assertIn("Crash loop: first crash of looper; up to 3 alerts per 10 seconds",
+                      first)
+        self.assertIn("Crash loop: crash 3 of looper since ", alerts[2].get_content())
+        self.assertIn("This is the last alert for looper until ", alerts[2].get_content())
+        body = summaries[0].get_content()
+        self.assertIn("flood control (at most 3 alerts per 10 seconds) counted them", body)
+        self.assertRegex(body, r"Last exit: exit status 1\n")
+        # Every summary is one Message-ID of its own (no duplicates).
+        ids = [m["Message-ID"] for m in mails]
+        self.assertEqual(len(ids), len(set(ids)))
+        self.assertIn("counted by flood control", log)
+        self.assertIn("summary", log)
+
+
+if __name__ == "__main__":
+    unittest.main()

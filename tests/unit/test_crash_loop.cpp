@@ -1,0 +1,458 @@
+// The crash-loop stories and flood control, on a fake clock: every call is given its time.
+
+#include "alert/crash_loop.hpp"
+#include "app/crash_loop_monitor.hpp"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+#include <random>
+
+using namespace crashmail;
+using namespace std::chrono_literals;
+
+namespace {
+
+using time_point = std::chrono::system_clock::time_point;
+const time_point k_t0 = time_point(std::chrono::hours(24 * 20000));
+
+StoryEvent event(std::string state, std::uint64_t serial, std::string process = "crashy") {
+    StoryEvent out;
+    out.group = process;
+    out.process = std::move(process);
+    out.state = std::move(state);
+    out.from_state = out.state == "EXITED" ? "RUNNING" : "STARTING";
+    out.pid = 1000 + static_cast<std::int64_t>(serial);
+    out.event_name = "PROCESS_STATE_" + out.state;
+    out.serial = serial;
+    return out;
+}
+
+CrashLoopSettings limit(std::uint64_t count, std::chrono::seconds window) {
+    CrashLoopSettings settings;
+    settings.rate_limit = RateLimit{count, window};
+    return settings;
+}
+
+std::uint64_t alerts_in(const std::vector<Emission>& out) {
+    return static_cast<std::uint64_t>(std::count_if(
+        out.begin(), out.end(), [](const Emission& e) { return e.kind == AlertKind::alert; }));
+}
+
+std::uint64_t counted_in(const std::vector<Emission>& out) {
+    std::uint64_t sum = 0;
+    for (const Emission& e : out) {
+        sum += e.suppressed;
+    }
+    return sum;
+}
+
+} // namespace
+
+TEST_CASE("parse_rate_limit reads N/DURATION and off", "[crash_loop]") {
+    auto limit = parse_rate_limit("3/10m");
+    REQUIRE(limit);
+    REQUIRE(limit->has_value());
+    CHECK((*limit)->count == 3);
+    CHECK((*limit)->window == 600s);
+    auto off = parse_rate_limit("off");
+    REQUIRE(off);
+    CHECK_FALSE(off->has_value());
+    for (const char* bad :
+         {"", "3", "/10m", "0/10m", "3/0s", "x/10m", "3/ten", "1001/1h", "-1/1m", "3/10m/2"}) {
+        INFO(bad);
+        CHECK_FALSE(parse_rate_limit(bad));
+    }
+    CHECK_THAT(parse_rate_limit("3").error(), Catch::Contains("N/DURATION"));
+}
+
+TEST_CASE("duration_words names a window for humans", "[crash_loop]") {
+    CHECK(duration_words(600s) == "10 minutes");
+    CHECK(duration_words(60s) == "1 minute");
+    CHECK(duration_words(3600s) == "1 hour");
+    CHECK(duration_words(90s) == "90 seconds");
+    CHECK(duration_words(172800s) == "2 days");
+}
+
+TEST_CASE("the first N events of a window alert and the rest are counted in one summary",
+          "[crash_loop]") {
+    CrashLoops loops(limit(3, 600s));
+    std::vector<Emission> sent;
+    for (std::uint64_t i = 0; i < 10; ++i) {
+        auto out = loops.on_alert_event(event("EXITED", i), k_t0 + std::chrono::seconds(i * 30));
+        sent.insert(sent.end(), out.begin(), out.end());
+    }
+    REQUIRE(sent.size() == 3);
+    CHECK(sent[0].occurrence == 1);
+    CHECK(sent[2].occurrence == 3);
+    CHECK_FALSE(sent[1].last_before_limit);
+    CHECK(sent[2].last_before_limit);
+    CHECK(sent[2].window_end == k_t0 + 600s);
+    CHECK(loops.next_due() == k_t0 + 600s);
+
+    CHECK(loops.due(k_t0 + 599s).empty());
+    auto summary = loops.due(k_t0 + 600s);
+    REQUIRE(summary.size() == 1);
+    CHECK(summary[0].kind == AlertKind::summary);
+    CHECK(summary[0].suppressed == 7);
+    CHECK(summary[0].suppressed_by_state.at("EXITED") == 7);
+    CHECK(summary[0].event.serial == 9); // the last counted event
+    CHECK(summary[0].window_start == k_t0);
+    CHECK(summary[0].window_end == k_t0 + 600s);
+    CHECK(summary[0].occurrence == 10);
+}
+
+TEST_CASE("a loop that goes on gets one summary per window, then the story closes",
+          "[crash_loop]") {
+    CrashLoops loops(limit(2, 60s));
+    std::uint64_t events = 0;
+    std::uint64_t alerted = 0;
+    std::uint64_t counted = 0;
+    std::uint64_t summaries = 0;
+    // One crash every 7 s for 200 s.
+    for (int second = 0; second < 200; second += 7) {
+        auto out =
+            loops.on_alert_event(event("EXITED", events++), k_t0 + std::chrono::seconds(second));
+        alerted += alerts_in(out);
+        counted += counted_in(out);
+        summaries += out.size() - alerts_in(out);
+    }
+    for (int second = 200; second < 400; ++second) {
+        auto out = loops.due(k_t0 + std::chrono::seconds(second));
+        alerted += alerts_in(out);
+        counted += counted_in(out);
+        summaries += out.size();
+    }
+    CHECK(alerted == 2);   // only the first window sends alerts: the loop never paused
+    CHECK(summaries == 4); // windows ending at 60, 120, 180 and 240 s
+    CHECK(alerted + counted == events);
+    CHECK(loops.story_count() == 0);
+}
+
+TEST_CASE("FATAL always alerts and accounts for what was counted", "[crash_loop]") {
+    CrashLoops loops(limit(1, 600s));
+    CHECK(alerts_in(loops.on_alert_event(event("BACKOFF", 1), k_t0)) == 1);
+    CHECK(loops.on_alert_event(event("BACKOFF", 2), k_t0 + 1s).empty());
+    CHECK(loops.on_alert_event(event("BACKOFF", 3), k_t0 + 2s).empty());
+    auto fatal = loops.on_alert_event(event("FATAL", 4), k_t0 + 3s);
+    REQUIRE(fatal.size() == 1);
+    CHECK(fatal[0].kind == AlertKind::alert);
+    CHECK(fatal[0].suppressed == 2);
+    CHECK(fatal[0].suppressed_by_state.at("BACKOFF") == 2);
+    CHECK(fatal[0].occurrence == 4);
+    // Nothing is left to summarise.
+    CHECK(loops.due(k_t0 + 601s).empty());
+}
+
+TEST_CASE("without a rate limit every event alerts", "[crash_loop]") {
+    CrashLoopSettings settings;
+    settings.rate_limit = std::nullopt;
+    CrashLoops loops(settings);
+    for (std::uint64_t i = 0; i < 20; ++i) {
+        auto out = loops.on_alert_event(event("EXITED", i), k_t0 + std::chrono::seconds(i));
+        REQUIRE(out.size() == 1);
+        CHECK(out[0].occurrence == i + 1);
+    }
+}
+
+TEST_CASE("RUNNING that lasts recovery_after ends the story with a recovery", "[crash_loop]") {
+    CrashLoopSettings settings = limit(3, 600s);
+    settings.recovery_notices = true;
+    settings.recovery_after = 30s;
+    CrashLoops loops(settings);
+    loops.on_alert_event(event("EXITED", 1), k_t0);
+    CHECK(loops.on_other_event(event("STARTING", 2), k_t0 + 1s) == false);
+    CHECK(loops.on_other_event(event("RUNNING", 3), k_t0 + 2s));
+    // It crashes again before it counts as recovered: no recovery.
+    loops.on_alert_event(event("EXITED", 4), k_t0 + 20s);
+    CHECK(loops.due(k_t0 + 40s).empty());
+    loops.on_other_event(event("RUNNING", 5), k_t0 + 41s);
+    CHECK(loops.next_due() == k_t0 + 71s);
+    CHECK(loops.due(k_t0 + 70s).empty());
+    auto out = loops.due(k_t0 + 71s);
+    REQUIRE(out.size() == 1);
+    CHECK(out[0].kind == AlertKind::recovery);
+    CHECK(out[0].notify);
+    CHECK(out[0].occurrence == 2);
+    CHECK(out[0].event.serial == 5);
+    REQUIRE(out[0].resolves.size() == 1);
+    CHECK(out[0].resolves[0] == ResolvedAlert{"EXITED", false});
+    CHECK(loops.story_count() == 0);
+    // The next crash starts a new story.
+    auto next = loops.on_alert_event(event("EXITED", 6), k_t0 + 100s);
+    REQUIRE(next.size() == 1);
+    CHECK(next[0].occurrence == 1);
+}
+
+TEST_CASE("a recovery folds in what was counted; without --recovery only Alertmanager hears",
+          "[crash_loop]") {
+    CrashLoopSettings settings = limit(1, 600s);
+    settings.recovery_after = 10s;
+    SECTION("--recovery: the notice carries the count") {
+        settings.recovery_notices = true;
+        CrashLoops loops(settings);
+        loops.on_alert_event(event("EXITED", 1), k_t0);
+        loops.on_alert_event(event("EXITED", 2), k_t0 + 5s);
+        loops.on_other_event(event("RUNNING", 3), k_t0 + 6s);
+        auto out = loops.due(k_t0 + 16s);
+        REQUIRE(out.size() == 1);
+        CHECK(out[0].kind == AlertKind::recovery);
+        CHECK(out[0].suppressed == 1);
+    }
+    SECTION("Alertmanager only: a summary for everyone, a silent resolve") {
+        settings.resolve_alerts = true;
+        CrashLoops loops(settings);
+        loops.on_alert_event(event("EXITED", 1), k_t0);
+        loops.on_alert_event(event("EXITED", 2), k_t0 + 5s);
+        loops.on_other_event(event("RUNNING", 3), k_t0 + 6s);
+        auto out = loops.due(k_t0 + 16s);
+        REQUIRE(out.size() == 2);
+        CHECK(out[0].kind == AlertKind::summary);
+        CHECK(out[0].suppressed == 1);
+        CHECK(out[1].kind == AlertKind::recovery);
+        CHECK_FALSE(out[1].notify);
+        CHECK(out[1].suppressed == 0);
+    }
+    SECTION("neither: no recovery, the story ends after a quiet window") {
+        CrashLoops loops(settings);
+        loops.on_alert_event(event("EXITED", 1), k_t0);
+        loops.on_other_event(event("RUNNING", 3), k_t0 + 6s);
+        CHECK(loops.due(k_t0 + 16s).empty());
+        CHECK(loops.due(k_t0 + 600s).empty());
+        CHECK(loops.story_count() == 0);
+    }
+}
+
+TEST_CASE("stories are per process", "[crash_loop]") {
+    CrashLoops loops(limit(1, 600s));
+    CHECK(alerts_in(loops.on_alert_event(event("EXITED", 1, "a"), k_t0)) == 1);
+    CHECK(alerts_in(loops.on_alert_event(event("EXITED", 2, "b"), k_t0)) == 1);
+    CHECK(loops.on_alert_event(event("EXITED", 3, "a"), k_t0).empty());
+    auto out = loops.due(k_t0 + 600s);
+    REQUIRE(out.size() == 1);
+    CHECK(out[0].event.process == "a");
+}
+
+TEST_CASE("the stories survive a restart through to_json and restore", "[crash_loop]") {
+    CrashLoopSettings settings = limit(2, 600s);
+    settings.recovery_notices = true;
+    CrashLoops before(settings);
+    for (std::uint64_t i = 0; i < 5; ++i) {
+        before.on_alert_event(event("EXITED", i), k_t0 + std::chrono::seconds(i));
+    }
+    before.on_alert_event(event("EXITED", 9, "other"), k_t0);
+    before.on_other_event(event("RUNNING", 10, "other"), k_t0 + 1s);
+    std::string saved = before.to_json().dump();
+
+    CrashLoops after(settings);
+    REQUIRE(after.restore(nlohmann::json::parse(saved)));
+    CHECK(after.story_count() == 2);
+    CHECK(after.next_due() == before.next_due());
+    auto a = before.due(k_t0 + 600s);
+    auto b = after.due(k_t0 + 600s);
+    REQUIRE(a.size() == b.size());
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        CHECK(a[i].kind == b[i].kind);
+        CHECK(a[i].suppressed == b[i].suppressed);
+        CHECK(a[i].event.serial == b[i].event.serial);
+        CHECK(emission_id(a[i], "x") == emission_id(b[i], "x"));
+    }
+    CHECK_FALSE(after.restore(nlohmann::json::parse("[1,2]")));
+    CHECK_FALSE(after.restore(nlohmann::json::parse(R"({"stories":[{"key":1}]})")));
+}
+
+TEST_CASE("every event is alerted or counted exactly once, whatever the sequence", "[crash_loop]") {
+    std::mt19937 random(12345);
+    for (int run = 0; run < 200; ++run) {
+        CrashLoopSettings settings =
+            limit(1 + random() % 4, std::chrono::seconds(5 + random() % 100));
+        settings.recovery_notices = random() % 2 == 0;
+        settings.resolve_alerts = random() % 2 == 0;
+        settings.recovery_after = std::chrono::seconds(1 + random() % 30);
+        CrashLoops loops(settings);
+        const char* states[] = {"EXITED", "BACKOFF", "FATAL", "STOPPED", "RUNNING", "STARTING"};
+        std::uint64_t events = 0;
+        std::uint64_t accounted = 0;
+        time_point now = k_t0;
+        for (std::uint64_t i = 0; i < 300; ++i) {
+            now += std::chrono::seconds(random() % 20);
+            std::string process = random() % 3 == 0 ? "b" : "a";
+            std::string state = states[random() % 6];
+            std::vector<Emission> out;
+            if (state == "RUNNING" || state == "STARTING") {
+                loops.on_other_event(event(state, i, process), now);
+                out = loops.due(now);
+            } else {
+                ++events;
+                out = loops.on_alert_event(event(state, i, process), now);
+            }
+            accounted += alerts_in(out) + counted_in(out);
+        }
+        for (int step = 0; step < 100; ++step) {
+            now += 60s;
+            auto out = loops.due(now);
+            accounted += alerts_in(out) + counted_in(out);
+        }
+        INFO("run " << run);
+        CHECK(accounted == events);
+    }
+}
+
+TEST_CASE("emission_alert words alerts, summaries and recoveries", "[crash_loop]") {
+    AlertContext context{"host.example.com", "prod"};
+    CrashLoops loops(limit(3, 600s));
+    auto first = loops.on_alert_event(event("EXITED", 1), k_t0);
+    Alert alert = emission_alert(first.at(0), context, k_t0, "id1");
+    CHECK_THAT(alert.subject, Catch::StartsWith("prod: crashy crashed at "));
+    CHECK_THAT(alert.body, Catch::Contains("Crash loop: first crash of crashy; up to 3 alerts "
+                                           "per 10 minutes are sent for it"));
+    CHECK(alert.occurrence == 1);
+    loops.on_alert_event(event("EXITED", 2), k_t0 + 1s);
+    auto third = loops.on_alert_event(event("EXITED", 3), k_t0 + 2s);
+    Alert last = emission_alert(third.at(0), context, k_t0 + 2s, "id3");
+    CHECK_THAT(last.body, Catch::Contains("Crash loop: crash 3 of crashy since "));
+    CHECK_THAT(last.body, Catch::Contains("This is the last alert for crashy until "));
+    for (std::uint64_t i = 4; i < 41; ++i) {
+        loops.on_alert_event(event("EXITED", i), k_t0 + std::chrono::seconds(i));
+    }
+    auto summary = loops.due(k_t0 + 600s);
+    Alert text = emission_alert(summary.at(0), context, k_t0 + 600s, "m1");
+    CHECK(text.kind == AlertKind::summary);
+    CHECK(text.suppressed == 37);
+    CHECK(text.subject == "prod: crashy crashed 37 more times in the last 10 minutes");
+    CHECK_THAT(text.body, Catch::StartsWith("crashy crashed 37 more times in the last 10 "
+                                            "minutes"));
+    CHECK_THAT(text.body, Catch::Contains("\n\nHost: host.example.com\n"));
+
+    Emission recovery;
+    recovery.kind = AlertKind::recovery;
+    recovery.event = event("RUNNING", 50);
+    recovery.occurrence = 40;
+    recovery.story_start = k_t0;
+    recovery.window_start = k_t0 + 700s;
+    Alert notice = emission_alert(recovery, context, k_t0 + 760s, "r1");
+    CHECK_THAT(notice.subject, Catch::StartsWith("prod: crashy recovered at "));
+    CHECK_THAT(notice.body, Catch::Contains("crashy is running again (pid 1050)"));
+    CHECK_THAT(notice.body, Catch::Contains("(40 alert-worthy events)"));
+}
+
+TEST_CASE("emission ids are stable and differ by kind and window", "[crash_loop]") {
+    Emission a;
+    a.kind = AlertKind::summary;
+    a.event = event("EXITED", 1);
+    a.window_start = k_t0;
+    a.suppressed = 4;
+    Emission b = a;
+    CHECK(emission_id(a, "i") == emission_id(b, "i"));
+    CHECK(emission_id(a, "i").starts_with("m"));
+    b.window_start = k_t0 + 1s;
+    CHECK(emission_id(a, "i") != emission_id(b, "i"));
+    b = a;
+    b.kind = AlertKind::recovery;
+    CHECK(emission_id(b, "i").starts_with("r"));
+    CHECK(emission_id(a, "i") != emission_id(a, "j"));
+}
+
+namespace {
+
+class RecordingSink final : public AlertSink {
+public:
+    void submit(const Alert& alert) override { alerts.push_back(alert); }
+    std::vector<Alert> alerts;
+};
+
+class MemoryState final : public StateStore {
+public:
+    std::expected<void, std::string> save_state(std::string_view name,
+                                                const std::string& content) override {
+        ++saves;
+        documents[std::string(name)] = content;
+        return {};
+    }
+    std::expected<std::optional<std::string>, std::string>
+    load_state(std::string_view name) override {
+        auto found = documents.find(std::string(name));
+        if (found == documents.end()) {
+            return std::optional<std::string>();
+        }
+        return std::optional<std::string>(found->second);
+    }
+    std::map<std::string, std::string> documents;
+    int saves = 0;
+};
+
+Event crash_event(std::uint64_t serial) {
+    Event out;
+    out.header.event_name = "PROCESS_STATE_EXITED";
+    out.header.serial = serial;
+    out.payload = "processname:crashy groupname:crashy from_state:RUNNING expected:0 pid:1";
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("the monitor saves a count before the event is answered and restores it",
+          "[crash_loop]") {
+    MemoryState state;
+    time_point now = k_t0;
+    CrashLoopMonitorSettings settings;
+    settings.loops = limit(1, 600s);
+    settings.context = AlertContext{"host", ""};
+    settings.now = [&] { return now; };
+    settings.alert_id = [](const Event& e, std::string_view) {
+        return "s" + std::to_string(e.header.serial);
+    };
+    ProcessStateChange change;
+    change.state = "EXITED";
+    change.process_name = "crashy";
+    change.group_name = "crashy";
+    change.from_state = "RUNNING";
+    change.expected = false;
+    change.pid = 1;
+    {
+        RecordingSink sink;
+        CrashLoopMonitor monitor(settings, sink, &state);
+        CHECK(monitor.on_alert_event(crash_event(1), change) == 1);
+        CHECK(state.saves == 0); // an alert is in the outbox already: no state write
+        CHECK(monitor.on_alert_event(crash_event(2), change) == 0);
+        CHECK(state.saves == 1); // counted: saved before the answer
+        REQUIRE(sink.alerts.size() == 1);
+        CHECK(sink.alerts[0].id == "s1");
+    }
+    // A new crashmail (after SIGKILL) finds the count and summarises it when the window ends.
+    RecordingSink sink;
+    CrashLoopMonitor monitor(settings, sink, &state);
+    CHECK(monitor.restore() == 1);
+    now = k_t0 + 600s;
+    CHECK(monitor.tick() == 1);
+    REQUIRE(sink.alerts.size() == 1);
+    CHECK(sink.alerts[0].kind == AlertKind::summary);
+    CHECK(sink.alerts[0].suppressed == 1);
+    CHECK(sink.alerts[0].id.starts_with("m"));
+}
+
+TEST_CASE("the monitor's clock sends a summary without any event", "[crash_loop]") {
+    RecordingSink sink;
+    std::atomic<std::int64_t> offset{0};
+    CrashLoopMonitorSettings settings;
+    settings.loops = limit(1, 1s);
+    settings.context = AlertContext{"host", ""};
+    settings.now = [&] { return std::chrono::system_clock::now() + std::chrono::seconds(offset); };
+    settings.alert_id = [](const Event& e, std::string_view) {
+        return "s" + std::to_string(e.header.serial);
+    };
+    ProcessStateChange change;
+    change.state = "EXITED";
+    change.process_name = "crashy";
+    change.group_name = "crashy";
+    change.expected = false;
+    CrashLoopMonitor monitor(settings, sink, nullptr);
+    monitor.start_clock();
+    monitor.on_alert_event(crash_event(1), change);
+    monitor.on_alert_event(crash_event(2), change);
+    for (int i = 0; i < 300 && monitor.submitted() < 2; ++i) {
+        std::this_thread::sleep_for(10ms);
+    }
+    monitor.stop_clock();
+    REQUIRE(monitor.submitted() == 2);
+    CHECK(sink.alerts.back().kind == AlertKind::summary);
+}
