@@ -251,10 +251,11 @@ TEST_CASE("states, exclusions and flood control options", "[options]") {
     CHECK(defaults->recovery_after == std::chrono::seconds(60));
     CHECK(defaults->batch == std::chrono::seconds(0));
 
-    auto options = parse({"-a", "-m", "ops@example.com", "--state", "exited, backoff",
-                          "--state", "FATAL", "--state", "BACKOFF", "--expected", "-x", "noisy",
-                          "--exclude", "grp:*", "--rate-limit", "5/1h", "--recovery",
-                          "--recovery-after", "30s", "--batch", "10m"});
+    auto options = parse({"-a",      "-m",         "ops@example.com",  "--state", "exited, backoff",
+                          "--state", "FATAL",      "--state",          "BACKOFF", "--expected",
+                          "-x",      "noisy",      "--exclude",        "grp:*",   "--rate-limit",
+                          "5/1h",    "--recovery", "--recovery-after", "30s",     "--batch",
+                          "10m"});
     REQUIRE(options);
     CHECK(options->states == std::vector<std::string>{"EXITED", "BACKOFF", "FATAL"});
     CHECK(options->expected);
@@ -269,8 +270,7 @@ TEST_CASE("states, exclusions and flood control options", "[options]") {
     CHECK(off->batch == std::chrono::seconds(0));
 }
 
-TEST_CASE("bad state, rate-limit, batch and recovery-after values are usage errors",
-          "[options]") {
+TEST_CASE("bad state, rate-limit, batch and recovery-after values are usage errors", "[options]") {
     for (std::vector<const char*> args : {
              std::vector<const char*>{"--state", "CRASHED"},
              std::vector<const char*>{"--rate-limit", "3"},
