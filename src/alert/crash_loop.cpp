@@ -2,13 +2,13 @@
 
 #include "alert/mail_message.hpp"
 #include "delivery/retry_policy.hpp"
+#include "util/hash.hpp"
 #include "util/time.hpp"
 
 #include <algorithm>
 #include <charconv>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
-#include <openssl/sha.h>
 
 namespace crashmail {
 namespace {
@@ -80,16 +80,6 @@ std::string suppressed_phrase(const std::map<std::string, std::uint64_t>& by_sta
     std::string last = parts.back();
     parts.pop_back();
     return fmt::format("{} and {}", fmt::join(parts, ", "), last);
-}
-
-std::string hex_digest(std::string_view text) {
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
-    std::string out;
-    for (int i = 0; i < 8; ++i) {
-        out += fmt::format("{:02x}", digest[i]);
-    }
-    return out;
 }
 
 nlohmann::json event_to_json(const StoryEvent& event) {
@@ -414,7 +404,7 @@ std::string emission_id(const Emission& emission, std::string_view instance) {
                                        emission.event.group, emission.event.process,
                                        to_ms(emission.window_start), emission.suppressed);
     char letter = emission.kind == AlertKind::summary ? 'm' : 'r';
-    return fmt::format("{}{}", letter, hex_digest(identity));
+    return fmt::format("{}{}", letter, sha256_hex(identity, 8));
 }
 
 Alert emission_alert(const Emission& emission, const AlertContext& context, time_point now,

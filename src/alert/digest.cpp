@@ -1,8 +1,9 @@
 #include "alert/digest.hpp"
 
+#include "util/hash.hpp"
+
 #include <algorithm>
 #include <fmt/format.h>
-#include <openssl/sha.h>
 #include <utility>
 
 namespace crashmail {
@@ -54,13 +55,7 @@ std::string digest_id(const std::vector<Alert>& items) {
         joined += item.id;
         joined += '\n';
     }
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256(reinterpret_cast<const unsigned char*>(joined.data()), joined.size(), digest);
-    std::string id = "d";
-    for (int i = 0; i < 16; ++i) {
-        id += fmt::format("{:02x}", digest[i]);
-    }
-    return id;
+    return "d" + sha256_hex(joined, 16);
 }
 
 Alert make_digest(std::vector<Alert> items, std::string_view prefix,

@@ -1,10 +1,10 @@
 #include "app/listener.hpp"
 
+#include "util/hash.hpp"
 #include "util/log.hpp"
 
 #include <algorithm>
 #include <fmt/format.h>
-#include <openssl/sha.h>
 #include <sysexits.h>
 
 namespace crashmail {
@@ -58,13 +58,7 @@ std::optional<ProcessStateChange> alert_worthy(const Event& event,
 std::string event_alert_id(const Event& event, std::string_view instance) {
     std::string identity = fmt::format("{}\n{}\n{}\n{}\n{}", instance, event.header.server,
                                        event.header.serial, event.header.event_name, event.payload);
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256(reinterpret_cast<const unsigned char*>(identity.data()), identity.size(), digest);
-    std::string id = fmt::format("s{}.", event.header.serial);
-    for (int i = 0; i < 8; ++i) {
-        id += fmt::format("{:02x}", digest[i]);
-    }
-    return id;
+    return fmt::format("s{}.{}", event.header.serial, sha256_hex(identity, 8));
 }
 
 namespace {

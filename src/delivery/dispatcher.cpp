@@ -1,12 +1,12 @@
 #include "delivery/dispatcher.hpp"
 
 #include "alert/digest.hpp"
+#include "util/hash.hpp"
 #include "util/log.hpp"
 
 #include <condition_variable>
 #include <deque>
 #include <fmt/format.h>
-#include <openssl/sha.h>
 #include <optional>
 #include <queue>
 #include <random>
@@ -34,14 +34,7 @@ std::string seconds_text(std::chrono::milliseconds delay) {
 } // namespace
 
 std::string channel_key(const Transport& channel) {
-    std::string identity = channel.identity();
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256(reinterpret_cast<const unsigned char*>(identity.data()), identity.size(), digest);
-    std::string key;
-    for (int i = 0; i < 8; ++i) {
-        key += fmt::format("{:02x}", digest[i]);
-    }
-    return key;
+    return sha256_hex(channel.identity(), 8);
 }
 
 struct Dispatcher::Worker {

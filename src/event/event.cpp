@@ -12,18 +12,6 @@ namespace {
 constexpr std::array<std::string_view, 7> k_header_keys{"ver",        "server",    "serial", "pool",
                                                         "poolserial", "eventname", "len"};
 
-// The value of a field that is a single token (all but `server`). split_fields() appends a
-// token with an unknown key to the previous value ("len:15 newkey:x"); such tokens are
-// ignored here, so a future supervisord that adds header fields still parses.
-std::optional<std::string_view> token_field(const Fields& fields, std::string_view key) {
-    const std::string* value = find_field(fields, key);
-    if (value == nullptr) {
-        return std::nullopt;
-    }
-    std::string_view text = *value;
-    return text.substr(0, text.find(' '));
-}
-
 template <typename Number>
 std::expected<Number, std::string> parse_number(const Fields& fields, std::string_view key) {
     auto text = token_field(fields, key);

@@ -44,4 +44,13 @@ const std::string* find_field(const Fields& fields, std::string_view key) {
     return nullptr;
 }
 
+std::optional<std::string_view> token_field(const Fields& fields, std::string_view key) {
+    const std::string* value = find_field(fields, key);
+    if (value == nullptr) {
+        return std::nullopt;
+    }
+    std::string_view text = *value;
+    return text.substr(0, text.find(' '));
+}
+
 } // namespace crashmail

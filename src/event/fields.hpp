@@ -1,6 +1,7 @@
 #pragma once
 // The "key:value key:value" lines supervisord writes, split the way that survives real names.
 
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -20,5 +21,10 @@ Fields split_fields(std::string_view text, std::span<const std::string_view> kno
 
 // Returns the value of the first field named `key`, or nullptr.
 const std::string* find_field(const Fields& fields, std::string_view key);
+
+// The value of a field that is a single token (states, numbers; not names): split_fields()
+// appends a token with an unknown key to the previous value ("len:15 newkey:x"), and such
+// tokens are ignored here, so a future supervisord that adds fields still parses.
+std::optional<std::string_view> token_field(const Fields& fields, std::string_view key);
 
 } // namespace crashmail

@@ -12,17 +12,6 @@ constexpr std::string_view k_prefix = "PROCESS_STATE_";
 constexpr std::array<std::string_view, 6> k_payload_keys{"processname", "groupname", "from_state",
                                                          "expected",    "pid",       "tries"};
 
-// The value of a field that is one token (states and numbers, not names): a token with an
-// unknown key that split_fields() appended ("pid:7 newkey:x") is ignored.
-std::optional<std::string_view> token_field(const Fields& fields, std::string_view key) {
-    const std::string* value = find_field(fields, key);
-    if (value == nullptr) {
-        return std::nullopt;
-    }
-    std::string_view text = *value;
-    return text.substr(0, text.find(' '));
-}
-
 template <typename Number>
 std::optional<Number> number_field(const Fields& fields, std::string_view key) {
     auto text = token_field(fields, key);

@@ -1,5 +1,6 @@
 #include "supervisor/rpc_client.hpp"
 
+#include "transport/curl_handles.hpp"
 #include "transport/http_client.hpp"
 
 #include <curl/curl.h>
@@ -12,13 +13,6 @@ namespace {
 
 constexpr std::size_t k_max_answer_bytes = 8 * 1024 * 1024;
 constexpr std::size_t k_message_bytes = 300;
-
-struct EasyDeleter {
-    void operator()(CURL* handle) const { curl_easy_cleanup(handle); }
-};
-struct SlistDeleter {
-    void operator()(curl_slist* list) const { curl_slist_free_all(list); }
-};
 
 struct Answer {
     std::string body;
@@ -137,7 +131,7 @@ CurlSupervisorRpc::call(std::string_view method, const std::vector<xmlrpc::Value
     if (timeout <= std::chrono::milliseconds::zero()) {
         return std::unexpected(error(RpcError::Kind::timeout, "no time left to ask"));
     }
-    std::unique_ptr<CURL, EasyDeleter> easy(curl_easy_init());
+    curl::Easy easy(curl_easy_init());
     if (!easy) {
         return std::unexpected(error(RpcError::Kind::connect, "cannot initialise libcurl"));
     }
@@ -148,7 +142,7 @@ CurlSupervisorRpc::call(std::string_view method, const std::vector<xmlrpc::Value
     if (curl_slist* grown = curl_slist_append(raw_headers, "Expect:"); grown != nullptr) {
         raw_headers = grown;
     }
-    std::unique_ptr<curl_slist, SlistDeleter> headers(raw_headers);
+    curl::Slist headers(raw_headers);
 
     Answer answer;
     char error_text[CURL_ERROR_SIZE] = {};

@@ -1,5 +1,6 @@
 #include "transport/http_client.hpp"
 
+#include "transport/curl_handles.hpp"
 #include "util/utf8.hpp"
 
 #include <algorithm>
@@ -30,29 +31,6 @@ std::string_view trim(std::string_view text) {
     }
     return text;
 }
-
-struct CurlUrlDeleter {
-    void operator()(CURLU* handle) const { curl_url_cleanup(handle); }
-};
-using CurlUrl = std::unique_ptr<CURLU, CurlUrlDeleter>;
-
-// Returns a URL part, or "" when it is absent.
-std::string url_part(CURLU* handle, CURLUPart part) {
-    char* value = nullptr;
-    if (curl_url_get(handle, part, &value, 0) != CURLUE_OK || value == nullptr) {
-        return {};
-    }
-    std::string result = value;
-    curl_free(value);
-    return result;
-}
-
-struct EasyDeleter {
-    void operator()(CURL* handle) const { curl_easy_cleanup(handle); }
-};
-struct SlistDeleter {
-    void operator()(curl_slist* list) const { curl_slist_free_all(list); }
-};
 
 // What the callbacks collect while curl runs.
 struct Collected {
@@ -253,7 +231,7 @@ Failure classify_curl_error(int curl_code, std::string_view detail, std::string_
 }
 
 std::string redact_url(std::string_view url) {
-    CurlUrl handle(curl_url());
+    curl::Url handle(curl_url());
     if (!handle) {
         return "<invalid URL>";
     }
@@ -261,13 +239,13 @@ std::string redact_url(std::string_view url) {
     if (curl_url_set(handle.get(), CURLUPART_URL, text.c_str(), 0) != CURLUE_OK) {
         return "<invalid URL>";
     }
-    std::string result = url_part(handle.get(), CURLUPART_SCHEME) + "://";
-    std::string host = url_part(handle.get(), CURLUPART_HOST);
+    std::string result = curl::url_part(handle.get(), CURLUPART_SCHEME) + "://";
+    std::string host = curl::url_part(handle.get(), CURLUPART_HOST);
     result += host;
-    if (std::string port = url_part(handle.get(), CURLUPART_PORT); !port.empty()) {
+    if (std::string port = curl::url_part(handle.get(), CURLUPART_PORT); !port.empty()) {
         result += ':' + port;
     }
-    std::string path = url_part(handle.get(), CURLUPART_PATH);
+    std::string path = curl::url_part(handle.get(), CURLUPART_PATH);
     if (path.size() > 1) {
         auto second_slash = path.find('/', 1);
         if (second_slash == std::string::npos) {
@@ -292,7 +270,7 @@ CurlHttpClient::CurlHttpClient() {
 std::expected<HttpResponse, Failure> CurlHttpClient::post(const HttpRequest& request) {
     const std::string shown =
         request.display_url.empty() ? redact_url(request.url) : request.display_url;
-    std::unique_ptr<CURL, EasyDeleter> easy(curl_easy_init());
+    curl::Easy easy(curl_easy_init());
     if (!easy) {
         return std::unexpected(
             Failure{Failure::Kind::transient, shown + ": cannot initialise libcurl", std::nullopt});
@@ -312,7 +290,7 @@ std::expected<HttpResponse, Failure> CurlHttpClient::post(const HttpRequest& req
     for (const std::string& header : request.headers) {
         append(header);
     }
-    std::unique_ptr<curl_slist, SlistDeleter> headers(raw_headers);
+    curl::Slist headers(raw_headers);
 
     Collected collected;
     char error_text[CURL_ERROR_SIZE] = {};

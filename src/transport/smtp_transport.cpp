@@ -1,6 +1,7 @@
 #include "transport/smtp_transport.hpp"
 
 #include "alert/mail_message.hpp"
+#include "transport/curl_handles.hpp"
 
 #include <algorithm>
 #include <array>
@@ -15,32 +16,6 @@ namespace crashmail {
 namespace {
 
 constexpr std::size_t k_max_detail_length = 400;
-
-struct CurlUrlDeleter {
-    void operator()(CURLU* handle) const { curl_url_cleanup(handle); }
-};
-using CurlUrl = std::unique_ptr<CURLU, CurlUrlDeleter>;
-
-struct CurlEasyDeleter {
-    void operator()(CURL* handle) const { curl_easy_cleanup(handle); }
-};
-using CurlEasy = std::unique_ptr<CURL, CurlEasyDeleter>;
-
-struct CurlSlistDeleter {
-    void operator()(curl_slist* list) const { curl_slist_free_all(list); }
-};
-using CurlSlist = std::unique_ptr<curl_slist, CurlSlistDeleter>;
-
-// Returns one part of a parsed URL, or an empty string when the URL has no such part.
-std::string url_part(CURLU* handle, CURLUPart part, unsigned int flags = 0) {
-    char* value = nullptr;
-    if (curl_url_get(handle, part, &value, flags) != CURLUE_OK || value == nullptr) {
-        return {};
-    }
-    std::string result(value);
-    curl_free(value);
-    return result;
-}
 
 std::string ascii_lower(std::string text) {
     std::ranges::transform(text, text.begin(), [](char c) {
@@ -196,7 +171,7 @@ int record_debug(CURL* /*handle*/, curl_infotype type, char* data, std::size_t s
 
 std::expected<std::string, std::string> normalize_smtp_url(std::string_view url) {
     const std::string text(url);
-    CurlUrl handle(curl_url());
+    curl::Url handle(curl_url());
     if (!handle) {
         return std::unexpected("cannot parse the SMTP URL (out of memory)");
     }
@@ -219,35 +194,35 @@ std::expected<std::string, std::string> normalize_smtp_url(std::string_view url)
         return std::unexpected(
             fmt::format("invalid SMTP URL '{}': {}", one_line(text), curl_url_strerror(rc)));
     }
-    const std::string scheme = ascii_lower(url_part(handle.get(), CURLUPART_SCHEME));
+    const std::string scheme = ascii_lower(curl::url_part(handle.get(), CURLUPART_SCHEME));
     if (scheme != "smtp" && scheme != "smtps") {
         return std::unexpected(fmt::format(
             "invalid SMTP URL '{}': the scheme must be smtp:// or smtps://", one_line(text)));
     }
-    const std::string host = ascii_lower(url_part(handle.get(), CURLUPART_HOST));
+    const std::string host = ascii_lower(curl::url_part(handle.get(), CURLUPART_HOST));
     if (host.empty()) {
         return std::unexpected(fmt::format("invalid SMTP URL '{}': no host", one_line(text)));
     }
-    if (!url_part(handle.get(), CURLUPART_USER).empty() ||
-        !url_part(handle.get(), CURLUPART_PASSWORD).empty() ||
-        !url_part(handle.get(), CURLUPART_OPTIONS).empty()) {
+    if (!curl::url_part(handle.get(), CURLUPART_USER).empty() ||
+        !curl::url_part(handle.get(), CURLUPART_PASSWORD).empty() ||
+        !curl::url_part(handle.get(), CURLUPART_OPTIONS).empty()) {
         return std::unexpected(fmt::format(
             "invalid SMTP URL '{}': credentials do not belong in the URL (use --smtp-user and "
             "--smtp-password-file or CRASHMAIL_SMTP_PASSWORD)",
             one_line(text)));
     }
-    if (!url_part(handle.get(), CURLUPART_ZONEID).empty()) {
+    if (!curl::url_part(handle.get(), CURLUPART_ZONEID).empty()) {
         return std::unexpected(
             fmt::format("invalid SMTP URL '{}': IPv6 zone ids are not supported", one_line(text)));
     }
-    const std::string path = url_part(handle.get(), CURLUPART_PATH);
-    if ((!path.empty() && path != "/") || !url_part(handle.get(), CURLUPART_QUERY).empty() ||
-        !url_part(handle.get(), CURLUPART_FRAGMENT).empty()) {
+    const std::string path = curl::url_part(handle.get(), CURLUPART_PATH);
+    if ((!path.empty() && path != "/") || !curl::url_part(handle.get(), CURLUPART_QUERY).empty() ||
+        !curl::url_part(handle.get(), CURLUPART_FRAGMENT).empty()) {
         return std::unexpected(fmt::format(
             "invalid SMTP URL '{}': only smtp://host[:port] or smtps://host[:port] is allowed",
             one_line(text)));
     }
-    const std::string port = url_part(handle.get(), CURLUPART_PORT, CURLU_DEFAULT_PORT);
+    const std::string port = curl::url_part(handle.get(), CURLUPART_PORT, CURLU_DEFAULT_PORT);
     if (port.empty() || port == "0") {
         return std::unexpected(fmt::format("invalid SMTP URL '{}': bad port", one_line(text)));
     }
@@ -356,7 +331,7 @@ std::expected<void, Failure> SmtpTransport::deliver(const Alert& alert) {
         }
     }
 
-    CurlEasy handle(curl_easy_init());
+    curl::Easy handle(curl_easy_init());
     if (!handle) {
         return fail(Failure::Kind::transient, "cannot initialise libcurl");
     }
@@ -388,7 +363,7 @@ std::expected<void, Failure> SmtpTransport::deliver(const Alert& alert) {
         }
         raw_recipients = appended;
     }
-    CurlSlist recipients(raw_recipients);
+    curl::Slist recipients(raw_recipients);
     const std::string mail_from = "<" + m_settings.from + ">";
     const long timeout = std::max<long>(1, static_cast<long>(m_settings.timeout.count()));
 

@@ -1,5 +1,6 @@
 #include "transport/webhook_transport.hpp"
 
+#include "transport/curl_handles.hpp"
 #include "transport/webhook_payloads.hpp"
 
 #include <cerrno>
@@ -16,21 +17,6 @@ namespace crashmail {
 namespace {
 
 constexpr std::string_view k_alerts_path = "/api/v2/alerts";
-
-struct CurlUrlDeleter {
-    void operator()(CURLU* handle) const { curl_url_cleanup(handle); }
-};
-using CurlUrl = std::unique_ptr<CURLU, CurlUrlDeleter>;
-
-std::string url_part(CURLU* handle, CURLUPart part) {
-    char* value = nullptr;
-    if (curl_url_get(handle, part, &value, 0) != CURLUE_OK || value == nullptr) {
-        return {};
-    }
-    std::string result = value;
-    curl_free(value);
-    return result;
-}
 
 bool is_token_char(char c) {
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
@@ -203,7 +189,7 @@ std::expected<std::vector<std::string>, std::string> resolve_webhook_headers(
 
 std::expected<std::string, std::string> normalize_webhook_url(std::string_view url) {
     const std::string text(url);
-    CurlUrl handle(curl_url());
+    curl::Url handle(curl_url());
     if (!handle) {
         return std::unexpected(text + ": cannot allocate a URL parser");
     }
@@ -211,14 +197,14 @@ std::expected<std::string, std::string> normalize_webhook_url(std::string_view u
         code != CURLUE_OK) {
         return std::unexpected(text + ": " + curl_url_strerror(code));
     }
-    std::string scheme = url_part(handle.get(), CURLUPART_SCHEME);
+    std::string scheme = curl::url_part(handle.get(), CURLUPART_SCHEME);
     if (scheme != "http" && scheme != "https") {
         return std::unexpected(text + ": only http and https URLs are supported");
     }
-    if (url_part(handle.get(), CURLUPART_HOST).empty()) {
+    if (curl::url_part(handle.get(), CURLUPART_HOST).empty()) {
         return std::unexpected(text + ": the URL has no host");
     }
-    std::string normalized = url_part(handle.get(), CURLUPART_URL);
+    std::string normalized = curl::url_part(handle.get(), CURLUPART_URL);
     if (normalized.empty()) {
         return std::unexpected(text + ": cannot be parsed");
     }
@@ -230,11 +216,11 @@ std::expected<std::string, std::string> alertmanager_alerts_url(std::string_view
     if (!normalized) {
         return normalized;
     }
-    CurlUrl handle(curl_url());
+    curl::Url handle(curl_url());
     if (!handle || curl_url_set(handle.get(), CURLUPART_URL, normalized->c_str(), 0) != CURLUE_OK) {
         return std::unexpected(std::string(base) + ": cannot be parsed");
     }
-    std::string path = url_part(handle.get(), CURLUPART_PATH);
+    std::string path = curl::url_part(handle.get(), CURLUPART_PATH);
     while (!path.empty() && path.back() == '/') {
         path.pop_back();
     }
@@ -244,7 +230,7 @@ std::expected<std::string, std::string> alertmanager_alerts_url(std::string_view
     if (curl_url_set(handle.get(), CURLUPART_PATH, path.c_str(), 0) != CURLUE_OK) {
         return std::unexpected(std::string(base) + ": cannot add " + std::string(k_alerts_path));
     }
-    return url_part(handle.get(), CURLUPART_URL);
+    return curl::url_part(handle.get(), CURLUPART_URL);
 }
 
 std::expected<std::string, std::string> read_secret_file(const std::string& path) {
