@@ -4,6 +4,7 @@
 #include "util/hash.hpp"
 #include "util/log.hpp"
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <fmt/format.h>
@@ -255,8 +256,12 @@ struct Dispatcher::Batch {
                 changed.wait(lock, [&] { return stopping || window_end.has_value(); });
                 continue;
             }
-            if (Clock::now() < *window_end) {
-                changed.wait_until(lock, *window_end);
+            if (auto now = dispatcher->m_settings.now(); now < *window_end) {
+                // Bounded waits: the clock may be a test's, or the wall clock may jump.
+                auto wait =
+                    std::chrono::duration_cast<std::chrono::milliseconds>(*window_end - now);
+                changed.wait_for(lock, std::clamp(wait, std::chrono::milliseconds(1),
+                                                  std::chrono::milliseconds(100)));
                 continue;
             }
             std::vector<std::string> ids = std::move(held);
@@ -277,6 +282,9 @@ struct Dispatcher::Batch {
 Dispatcher::Dispatcher(std::vector<std::unique_ptr<Transport>> channels, AlertStore& store,
                        DispatcherSettings settings)
     : m_store(store), m_settings(std::move(settings)) {
+    if (!m_settings.now) {
+        m_settings.now = [] { return Clock::now(); };
+    }
     if (!m_settings.jitter) {
         m_settings.jitter = [] {
             static thread_local std::mt19937_64 random{std::random_device{}()};
@@ -378,7 +386,7 @@ void Dispatcher::queue_for_channels(const AlertRecord& record, bool force) {
 
 void Dispatcher::forward(const AlertRecord& record, bool in_memory) {
     if (record.held) {
-        hold(record.alert.id, Clock::now() + m_settings.batch);
+        hold(record.alert.id, m_settings.now() + m_settings.batch);
     } else {
         queue_for_channels(record, in_memory);
     }
@@ -393,7 +401,7 @@ void Dispatcher::hold(const std::string& id, Clock::time_point window_end) {
     std::lock_guard lock(m_batch->mutex);
     if (m_batch->hold(id, window_end)) {
         auto wait =
-            std::chrono::duration_cast<std::chrono::milliseconds>(window_end - Clock::now());
+            std::chrono::duration_cast<std::chrono::milliseconds>(window_end - m_settings.now());
         log::info("holding alerts for a digest due in {}",
                   seconds_text(std::max(wait, std::chrono::milliseconds(0))));
     }
@@ -419,7 +427,7 @@ void Dispatcher::send_digest(const std::vector<std::string>& ids) {
         return;
     }
     AlertRecord digest;
-    digest.alert = make_digest(std::move(items), m_settings.digest_prefix, Clock::now());
+    digest.alert = make_digest(std::move(items), m_settings.digest_prefix, m_settings.now());
     for (const auto& worker : m_workers) {
         if (worker->transport->wants(digest.alert)) {
             digest.channels[worker->key].name = worker->name;

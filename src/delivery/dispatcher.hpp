@@ -75,6 +75,8 @@ struct DispatcherSettings {
     // the store (no half-window digest); recover() holds them again in a window that ends at
     // the oldest one's time + `batch` (at once when that is past, or when batch is now 0).
     std::chrono::milliseconds batch{0};
+    // The clock of the --batch windows (tests give a fake one); system_clock::now when empty.
+    std::function<std::chrono::system_clock::time_point()> now;
     // -o: a digest's subject starts with "PREFIX: " when this is not empty.
     std::string digest_prefix;
 };

@@ -2,6 +2,7 @@
 #include "delivery/dispatcher.hpp"
 #include "fake_store.hpp"
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <condition_variable>
 #include <deque>
@@ -638,6 +639,22 @@ DispatcherSettings batched(std::chrono::milliseconds window) {
     return settings;
 }
 
+// The batch windows' clock, moved by the test only.
+struct FakeClock {
+    std::shared_ptr<std::atomic<std::int64_t>> ms =
+        std::make_shared<std::atomic<std::int64_t>>(1'800'000'000'000);
+    std::chrono::system_clock::time_point operator()() const {
+        return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms->load()));
+    }
+    void advance(std::chrono::milliseconds by) const { *ms += by.count(); }
+};
+
+DispatcherSettings batched(std::chrono::milliseconds window, const FakeClock& clock) {
+    DispatcherSettings settings = batched(window);
+    settings.now = clock;
+    return settings;
+}
+
 AlertRecord held_record(std::string id, std::chrono::system_clock::time_point time) {
     AlertRecord record;
     record.alert = alert(std::move(id));
@@ -709,20 +726,25 @@ TEST_CASE("with batch the alerts of one window go out as one digest", "[dispatch
     ChoosyChannels channels;
     auto mail = channels.add("mail");
     auto am = channels.add("alertmanager", true);
-    Dispatcher dispatcher(std::move(channels.list), store, batched(150ms));
-    auto start = std::chrono::steady_clock::now();
+    FakeClock clock;
+    Dispatcher dispatcher(std::move(channels.list), store, batched(10min, clock));
     dispatcher.submit(alert("1"));
+    clock.advance(5min);
     dispatcher.submit(quiet_recovery("2"));
+    clock.advance(4min);
     dispatcher.submit(alert("3"));
-    // Held durably, not delivered.
+    // Held durably, not delivered, however long it takes on the real clock.
     CHECK(store.pending_count() == 3);
     CHECK(store.pending.at("1").held);
     CHECK(store.pending.at("3").held);
-    std::this_thread::sleep_for(50ms);
+    std::this_thread::sleep_for(150ms);
     CHECK(mail->count() == 0);
     CHECK(am->count() == 0);
+    clock.advance(59s);
+    std::this_thread::sleep_for(150ms);
+    CHECK(mail->count() == 0);
+    clock.advance(1s); // the window's end: 10 minutes after the first alert
     REQUIRE(eventually([&] { return mail->count() == 1 && am->count() == 1; }));
-    CHECK(std::chrono::steady_clock::now() - start >= 140ms);
     REQUIRE(eventually([&] { return store.pending_count() == 0; }));
     CHECK(dispatcher.shutdown(5s) == 0);
     const Alert& digest = mail->delivered[0];
@@ -744,11 +766,18 @@ TEST_CASE("a later window gets its own digest", "[dispatcher][digest]") {
     FakeStore store;
     ChoosyChannels channels;
     auto mail = channels.add("mail");
-    Dispatcher dispatcher(std::move(channels.list), store, batched(80ms));
+    FakeClock clock;
+    Dispatcher dispatcher(std::move(channels.list), store, batched(10min, clock));
     dispatcher.submit(alert("1"));
+    clock.advance(10min);
     REQUIRE(eventually([&] { return mail->count() == 1; }));
+    clock.advance(1h);
     dispatcher.submit(alert("2"));
+    clock.advance(9min);
     dispatcher.submit(alert("3"));
+    std::this_thread::sleep_for(150ms);
+    CHECK(mail->count() == 1);
+    clock.advance(1min);
     REQUIRE(eventually([&] { return mail->count() == 2; }));
     CHECK(dispatcher.shutdown(5s) == 0);
     CHECK(mail->delivered[0].items.size() == 1);
