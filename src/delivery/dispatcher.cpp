@@ -759,10 +759,16 @@ std::size_t Dispatcher::shutdown(std::chrono::milliseconds grace) {
         lock.unlock();
         m_batch->thread.join();
     }
+    // Deliveries due before the deadline are still made, retries included.
+    const Clock::time_point wall_deadline =
+        Clock::now() +
+        std::chrono::duration_cast<Clock::duration>(deadline - std::chrono::steady_clock::now());
     for (auto& worker : m_workers) {
         std::unique_lock lock(worker->mutex);
-        worker->changed.wait_until(lock, deadline,
-                                   [&] { return !worker->busy && !worker->has_due_work(); });
+        worker->changed.wait_until(lock, deadline, [&] {
+            return !worker->busy &&
+                   (worker->tasks.empty() || worker->tasks.top().due > wall_deadline);
+        });
         left += worker->tasks.size() + (worker->busy ? 1 : 0);
         worker->stopping = true;
         bool busy = worker->busy;

@@ -892,3 +892,49 @@ TEST_CASE("held alerts from a run with batch go out at once when batch is off",
     CHECK(mail->delivered[0].kind == AlertKind::digest);
     CHECK(store.pending_count() == 0);
 }
+
+TEST_CASE("at shutdown a retry that falls due within the grace is still made", "[dispatcher]") {
+    FakeStore store;
+    Channels channels;
+    auto mail = channels.add("mail");
+    mail->script.push_back(transient()); // first attempt fails; the retry is due 20 ms later
+    auto settings = fast_retries();
+    Dispatcher dispatcher(std::move(channels.list), store, settings);
+    {
+        std::unique_lock lock(mail->mutex);
+        mail->gate_open = false;
+    }
+    dispatcher.submit(alert("1"));
+    {
+        std::unique_lock lock(mail->mutex);
+        mail->changed.wait(lock, [&] { return mail->started == 1; });
+        mail->gate_open = true;
+        mail->changed.notify_all();
+    }
+    // shutdown() begins while the first attempt is (about to be) answered "421".
+    CHECK(dispatcher.shutdown(5s) == 0);
+    std::lock_guard lock(mail->mutex);
+    CHECK(mail->delivered == std::vector<std::string>{"1", "1"});
+    CHECK(store.pending_count() == 0);
+}
+
+TEST_CASE("at shutdown a retry due after the grace stays in the store", "[dispatcher]") {
+    FakeStore store;
+    Channels channels;
+    auto mail = channels.add("mail");
+    mail->script.push_back(transient());
+    auto settings = fast_retries();
+    settings.retry.first_delay = 1h;
+    Dispatcher dispatcher(std::move(channels.list), store, settings);
+    dispatcher.submit(alert("1"));
+    REQUIRE(eventually([&] {
+        std::lock_guard lock(mail->mutex);
+        return mail->delivered.size() == 1;
+    }));
+    REQUIRE(eventually([&] {
+        std::lock_guard lock(store.mutex);
+        return store.pending.at("1").channels.begin()->second.attempts == 1;
+    }));
+    CHECK(dispatcher.shutdown(200ms) == 1);
+    CHECK(store.pending_count() == 1);
+}
