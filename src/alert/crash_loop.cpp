@@ -457,7 +457,7 @@ Alert emission_alert(const Emission& emission, const AlertContext& context, time
     if (emission.kind == AlertKind::recovery) {
         std::string counted = emission.suppressed == 0
                                   ? std::string()
-                                  : fmt::format(" Since the last alert it also {}.",
+                                  : fmt::format(" Since the last message about it, it also {}.",
                                                 suppressed_phrase(emission.suppressed_by_state));
         alert.subject = fmt::format("{}{} recovered at {}", prefix, name,
                                     timefmt::asctime_local(emission.window_start));

@@ -1,9 +1,10 @@
 """Every example in examples/ works when pasted into a supervisord.conf.
 
-Each test reads one example file, rewrites only what points outside this machine (the
-example.com hosts become local SMTP, HTTPS and Alertmanager servers; /etc/... secret files
-become temporary files; `command=crashmail ` becomes this build's binary with a temporary
---spool, plus --cacert for the test CA and -s for the sendmail stand-in where needed) and
+Each test reads one example file, rewrites only what points outside this machine or takes
+minutes (the example.com hosts become local SMTP, HTTPS and Alertmanager servers; /etc/...
+secret and configuration files become temporary files; 10-minute windows become seconds;
+`command=crashmail ` becomes this build's binary with a temporary --spool, plus --cacert for
+the test CA, -s for the sendmail stand-in and a short --recovery-after where needed) and
 keeps every other byte, starts a real supervisord with the result and a program that
 crashes, and checks that the alert arrives where the example says it goes. Every rewrite must
 match the example, so an example that drifts from what is tested fails here.
@@ -22,6 +23,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import time
 import unittest
 
 import alertmanager
@@ -312,10 +314,182 @@ class AlertmanagerExamples(_ExampleCase):
         self.assertIn("myapp", text)
 
 
+def summary_count(subject: str, name: str) -> int | None:
+    """The count a flood-control summary subject states, or None if it is no summary."""
+    match = re.match(r"^%s crashed (?:once more|(\d+) more times) in the last " % re.escape(name),
+                     subject)
+    if not match:
+        return None
+    return int(match.group(1)) if match.group(1) else 1
+
+
+def recovery_count(body: str) -> int:
+    """The crashes a recovery notice accounts for ("Since the last message about it, it also crashed 4
+    more times."); 0 when it names none."""
+    match = re.search(r"Since the last message about it, it also crashed (?:once more|(\d+) more times)",
+                      body)
+    if not match:
+        return 0
+    return int(match.group(1)) if match.group(1) else 1
+
+
+class FloodControlExample(_ExampleCase):
+    def test_crash_loop_alerts_three_times_counts_the_rest_and_reports_the_recovery(self):
+        store_dir = os.path.join(tmpdir("crashmail-store-"), "store")
+        store = harness.mail_store(store_dir)
+        fixed = os.path.join(tmpdir("crashmail-flag-"), "fixed")
+        programs = (
+            # Crashes after 0.2 s until the test "fixes" it; then stays up. supervisord
+            # restarts an exited program on its next loop, up to 1 s later unless a pipe wakes
+            # it: a helper closes the crashed program's stdout, then its stderr, a moment after
+            # the crash, and the loop goes on at about 4 crashes a second.
+            program_section("myapp", "/bin/sh -c 'test -e %s && exec sleep 600; "
+                                     "(sleep 0.25; exec >&-; sleep 0.1) & sleep 0.2; exit 3'"
+                            % shlex.quote(fixed),
+                            autostart=True, autorestart=True, startsecs=0),
+            # Never gets through startsecs: BACKOFF, BACKOFF, then FATAL.
+            program_section("broken", "/bin/sh -c 'exit 2'", autostart=True,
+                            autorestart=True, startsecs=1, startretries=1),
+            # Left out with -x: its crash mails nothing.
+            crash_once_program("nightly-import", status=1, delay=0.3),
+        )
+        # 3/10m becomes 3/4s and the minute of --recovery-after 2 s: the same arithmetic.
+        sup = self.run_example("flood-control.conf",
+                               {"--rate-limit 3/10m": "--rate-limit 3/4s"},
+                               "-s", store, "--recovery-after", "2s", programs=programs)
+
+        def mails_of(name):
+            return [m for m in harness.read_mails(store_dir)
+                    if m["X-Crashmail-Process"] == name]
+
+        def summaries():
+            return [m for m in mails_of("myapp") if summary_count(str(m["Subject"]), "myapp")]
+
+        def recoveries():
+            return [m for m in mails_of("myapp")
+                    if str(m["Subject"]).startswith("myapp recovered at ")]
+        try:
+            # The loop outlasts the first window: its summary arrives while myapp still
+            # crashes. Then myapp is fixed, stays up for 2 s, and the recovery notice follows.
+            harness.wait_until(summaries, timeout=20, what="a summary mail for myapp")
+            sup.wait_for_log(r"exited: myapp \(exit status 3; not expected\)", count=12,
+                             timeout=20)
+            with open(fixed, "w"):
+                pass
+            harness.wait_until(recoveries, timeout=15, what="a recovery notice for myapp")
+            sup.wait_for_log(r"gave up: broken entered FATAL state")
+            sup.wait_for_log(r"exited: nightly-import \(exit status 1; not expected\)")
+            harness.wait_until(lambda: len(mails_of("broken")) >= 3, timeout=10,
+                               what="the mails for broken")
+            sup.wait_listener_idle(LISTENER, at_least=1)
+        except AssertionError as e:
+            raise AssertionError(str(e) + self.explain(sup))
+        crashes = sup.count(r"exited: myapp \(exit status 3; not expected\)")
+        mails = mails_of("myapp")
+        subjects = [str(m["Subject"]) for m in mails]
+        alerts = [m for m in mails if re.match(r"^myapp crashed at ", str(m["Subject"]))]
+        counted = sum(summary_count(str(m["Subject"]), "myapp") for m in summaries())
+        counted += sum(recovery_count(m.get_content()) for m in recoveries())
+        # Fewer mails than crashes, and every crash accounted for: 3 alerts, then counts.
+        self.assertGreater(crashes, len(mails) + 3, subjects)
+        self.assertEqual(len(alerts), 3, subjects)
+        self.assertEqual(len(recoveries()), 1, subjects)
+        self.assertEqual(len(alerts) + len(summaries()) + 1, len(mails), subjects)
+        self.assertEqual(len(alerts) + counted, crashes, subjects)
+        self.assertIn("up to 3 alerts per 4 seconds", alerts[0].get_content())
+        for mail in mails:
+            self.assertEqual(mail["To"], "ops@example.com")
+        # --state EXITED,FATAL,BACKOFF: each failed start of broken, then supervisord giving up.
+        broken = [str(m["Subject"]) for m in mails_of("broken")]
+        self.assertEqual(sum("failed to start (BACKOFF)" in s for s in broken), 2, broken)
+        self.assertEqual(sum("is FATAL" in s for s in broken), 1, broken)
+        # -x nightly-import
+        self.assertEqual(mails_of("nightly-import"), [])
+
+
+class DigestExample(_ExampleCase):
+    def test_crashes_of_one_window_arrive_as_one_digest_mail(self):
+        store_dir = os.path.join(tmpdir("crashmail-store-"), "store")
+        store = harness.mail_store(store_dir)
+        programs = (
+            crash_once_program("myapp", delay=0.5),
+            crash_once_program("worker", status=4, delay=0.8),
+            "[group:workers]\nprograms=worker\n",
+            crash_once_program("db", status=5, delay=1.1),
+        )
+        # The 10-minute window becomes 4 s.
+        sup = self.run_example("digest.conf", {"--batch 10m": "--batch 4s"}, "-s", store,
+                               programs=programs)
+        sup.wait_for_log(r"exited: (workers:)?worker \(exit status 4")
+        sup.wait_for_log(r"exited: db \(exit status 5")
+        try:
+            harness.wait_for_mails(store_dir, 1, timeout=15)
+            sup.wait_listener_idle(LISTENER, at_least=3)
+        except AssertionError as e:
+            raise AssertionError(str(e) + self.explain(sup))
+        time.sleep(1.5)  # nothing else follows
+        mails = harness.read_mails(store_dir)
+        self.assertEqual(len(mails), 1, [str(m["Subject"]) for m in mails])
+        mail = mails[0]
+        self.assertEqual(mail["To"], "ops@example.com")
+        self.assertEqual(mail["From"], "supervisord@example.com")
+        subject = str(mail["Subject"])
+        self.assertRegex(subject, r"^crashmail: 3 alerts from \S+ \(")
+        for name in ("myapp", "workers:worker", "db"):
+            self.assertIn("%s crashed" % name, subject)
+        body = mail.get_content()
+        # Oldest first, each alert in full.
+        lines = [body.index("Process %s in group %s exited unexpectedly" % (p, g))
+                 for p, g in (("myapp", "myapp"), ("worker", "workers"), ("db", "db"))]
+        self.assertEqual(lines, sorted(lines), body)
+
+
+class ConfigFileExample(_ExampleCase):
+    def test_the_ini_file_chooses_recipients_relay_and_exclusions(self):
+        work = tmpdir("crashmail-config-")
+        password_file = write_secret(os.path.join(work, "smtp-password"), "relay password\n")
+        with self.smtp_sink.SmtpSink(starttls=self.certs.server,
+                                     users={"crashmail@example.com": "relay password"}) as sink:
+            config = os.path.join(work, "crashmail.ini")
+            with open(config, "w", encoding="utf-8") as f:
+                f.write(rewrite(read_example("crashmail.ini"), {
+                    "smtp://mail.example.com:587": sink.url,
+                    "/etc/crashmail/smtp-password": password_file,
+                }))
+            programs = (
+                crash_once_program("nightly-import", status=1, delay=0.2),  # excluded
+                crash_once_program("report", status=1, delay=0.2),
+                "[group:reports]\nprograms=report\n",                       # excluded
+                crash_once_program("myapp", delay=0.6),
+            )
+            sup = self.run_example("config-file.conf",
+                                   {"/etc/crashmail/crashmail.ini": config},
+                                   "--cacert", self.certs.ca, programs=programs)
+            try:
+                message = sink.wait_for_messages(1, timeout=20)[0]
+                sup.wait_listener_idle(LISTENER, at_least=3)
+                time.sleep(1)  # an excluded crash would have been mailed by now
+            except AssertionError as e:
+                raise AssertionError(str(e) + self.explain(sup))
+            messages = list(sink.messages)
+        self.assertEqual(len(messages), 1, [parse_mail(m.content)["Subject"] for m in messages])
+        # Everything below comes from crashmail.ini: the command line gives only --config.
+        self.assertTrue(message.tls)
+        self.assertEqual(message.login, "crashmail@example.com")
+        self.assertEqual(message.mail_from, "crashmail@example.com")
+        self.assertEqual(message.rcpt_tos, ["ops@example.com", "oncall@example.com"])
+        mail = parse_mail(message.content)
+        self.assertEqual(mail["To"], "ops@example.com, oncall@example.com")
+        self.assertIn("myapp crashed", str(mail["Subject"]))
+        self.assertIn("Runbook: https://wiki.example.com/runbooks/myapp", mail.get_content())
+
+
 class ExampleIndex(unittest.TestCase):
     TESTED = {"sendmail-superlance.conf", "smtp-relay-starttls.conf", "smtps-provider.conf",
               "slack.conf", "discord.conf", "webhook-hmac.conf", "alertmanager-fleet.conf",
-              "alertmanager.yml"}
+              "alertmanager.yml", "flood-control.conf", "digest.conf", "config-file.conf",
+              "crashmail.ini"}
+    NOT_SECTIONS = {"alertmanager.yml", "crashmail.ini"}
 
     def test_every_example_is_tested_and_listed_in_the_readme(self):
         files = {n for n in os.listdir(EXAMPLES)
@@ -328,18 +502,33 @@ class ExampleIndex(unittest.TestCase):
             self.assertIn("(%s)" % name, readme, "%s is not listed in examples/README.md" % name)
 
     def test_every_section_has_the_settings_crashmail_needs(self):
-        for name in sorted(self.TESTED - {"alertmanager.yml"}):
+        for name in sorted(self.TESTED - self.NOT_SECTIONS):
             text = read_example(name)
             with self.subTest(example=name):
                 self.assertRegex(text, r"(?m)^\[eventlistener:crashmail\]$")
-                self.assertRegex(text, r"(?m)^events=PROCESS_STATE_EXITED,PROCESS_STATE_FATAL$")
+                self.assertRegex(text, r"(?m)^events=PROCESS_STATE$")
                 self.assertRegex(text, r"(?m)^buffer_size=100$")
                 self.assertRegex(text, r"(?m)^priority=-?\d+$")
+                # startsecs=0 would restart a misconfigured crashmail forever.
+                self.assertNotRegex(text, r"(?m)^startsecs=")
                 self.assertRegex(text, r"(?m)^autorestart=true$")
                 # Secrets never on the command line.
                 command = re.search(r"(?ms)^command=(.*?)(?=^\S)", text).group(1)
                 self.assertNotIn("change-me", command)
                 self.assertNotRegex(command, r"--smtp-password(?!-file)")
+
+    def test_the_config_file_holds_no_secret(self):
+        text = read_example("crashmail.ini")
+        options = dict(re.findall(r"(?m)^([a-z-]+) = (.*)$", text))
+        self.assertIn("smtp-password-file", options)
+        self.assertNotIn("smtp-password", options)
+        self.assertNotIn("webhook-secret", options)
+        self.assertNotIn("change-me", text)
+        # crashmail reads it: every name is an option, every value valid (--status parses and
+        # checks all options, then only lists an empty spool).
+        done = harness.run_crashmail(["--config", os.path.join(EXAMPLES, "crashmail.ini"),
+                                      "--status", "--spool", tmpdir("crashmail-spool-")])
+        self.assertEqual(done.returncode, 0, done.stderr)
 
 
 if __name__ == "__main__":
