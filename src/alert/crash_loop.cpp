@@ -71,6 +71,7 @@ std::string more_phrase(std::string_view state, std::uint64_t count) {
 // "crashed 37 more times and failed to start 2 more times".
 std::string suppressed_phrase(const std::map<std::string, std::uint64_t>& by_state) {
     std::vector<std::string> parts;
+    parts.reserve(by_state.size());
     for (const auto& [state, count] : by_state) {
         parts.push_back(more_phrase(state, count));
     }

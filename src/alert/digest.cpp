@@ -1,6 +1,7 @@
 #include "alert/digest.hpp"
 
 #include "util/hash.hpp"
+#include "util/utf8.hpp"
 
 #include <algorithm>
 #include <fmt/format.h>
@@ -100,7 +101,8 @@ Alert make_digest(std::vector<Alert> items, std::string_view prefix,
             break;
         }
         if (list.empty() && entry.size() > k_subject_list_limit) {
-            entry = entry.substr(0, k_subject_list_limit) + "...";
+            // Cut on a character boundary: a subject is never invalid UTF-8.
+            entry = std::string(utf8::truncate(entry, k_subject_list_limit)) + "...";
         }
         list += separator + entry;
     }

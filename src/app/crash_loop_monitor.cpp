@@ -146,7 +146,7 @@ std::size_t CrashLoopMonitor::submitted() const {
 }
 
 void CrashLoopMonitor::start_clock() {
-    m_clock = std::jthread([this](std::stop_token stop) { clock_loop(stop); });
+    m_clock = std::jthread([this](const std::stop_token& stop) { clock_loop(stop); });
 }
 
 void CrashLoopMonitor::stop_clock() {
@@ -159,7 +159,7 @@ void CrashLoopMonitor::stop_clock() {
     save();
 }
 
-void CrashLoopMonitor::clock_loop(std::stop_token stop) {
+void CrashLoopMonitor::clock_loop(const std::stop_token& stop) {
     while (!stop.stop_requested()) {
         tick();
         std::unique_lock lock(m_mutex);

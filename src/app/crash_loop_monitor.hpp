@@ -60,7 +60,7 @@ private:
     // With m_mutex held.
     std::size_t submit(const std::vector<Emission>& emissions, const Event* event);
     void save();
-    void clock_loop(std::stop_token stop);
+    void clock_loop(const std::stop_token& stop);
 
     CrashLoopMonitorSettings m_settings;
     AlertSink& m_sink;

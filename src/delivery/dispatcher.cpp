@@ -649,7 +649,9 @@ Dispatcher::record_outcome(const std::string& id, const Worker& worker,
         record = std::move(**loaded);
     }
     const Alert& alert = record.alert;
-    std::string who = display_name(alert.group, alert.process);
+    std::string who = alert.kind == AlertKind::digest
+                          ? fmt::format("digest of {}", alert.items.size())
+                          : display_name(alert.group, alert.process);
     ChannelState& state = record.channels[worker.key];
     state.name = worker.name;
     ++state.attempts;
