@@ -90,11 +90,13 @@ std::size_t CrashLoopMonitor::submit(const std::vector<Emission>& emissions, con
     return count;
 }
 
-void CrashLoopMonitor::save() {
+void CrashLoopMonitor::save(Durability durability) {
     if (m_state == nullptr) {
         return;
     }
-    if (auto saved = m_state->save_state(k_state_name, m_loops.to_json().dump()); !saved) {
+    m_unsynced = durability == Durability::process;
+    if (auto saved = m_state->save_state(k_state_name, m_loops.to_json().dump(), durability);
+        !saved) {
         log::error("cannot save the crash-loop state ({}); counts since the last save are "
                    "lost if crashmail stops before the next save",
                    saved.error());
@@ -113,8 +115,10 @@ std::size_t CrashLoopMonitor::on_alert_event(const Event& event, const ProcessSt
                   display_name(change.group_name, change.process_name), change.state);
     }
     if (counted || count > 1) {
-        // The count (or the reset after a summary) must survive a crash.
-        save();
+        // The count (or the reset after a summary) must survive a crash of crashmail; the
+        // clock thread makes it survive one of the machine (an fsync here would hold up
+        // supervisord for milliseconds per event, in a crash storm of all times).
+        save(Durability::process);
     }
     ++m_changes;
     m_wake.notify_all();
@@ -136,7 +140,7 @@ std::size_t CrashLoopMonitor::tick() {
         return 0;
     }
     std::size_t count = submit(emissions, nullptr);
-    save();
+    save(Durability::disk);
     return count;
 }
 
@@ -156,13 +160,23 @@ void CrashLoopMonitor::stop_clock() {
         m_clock.join();
     }
     std::lock_guard lock(m_mutex);
-    save();
+    save(Durability::disk);
 }
 
 void CrashLoopMonitor::clock_loop(const std::stop_token& stop) {
     while (!stop.stop_requested()) {
         tick();
         std::unique_lock lock(m_mutex);
+        if (m_unsynced && m_state != nullptr) {
+            // fsync what the event loop wrote, without holding it up: a newer write meanwhile
+            // sets m_unsynced again and is synced on the next round.
+            m_unsynced = false;
+            lock.unlock();
+            if (auto synced = m_state->sync_state(k_state_name); !synced) {
+                log::error("cannot sync the crash-loop state to disk ({})", synced.error());
+            }
+            lock.lock();
+        }
         auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(k_clock_period);
         if (auto next = m_loops.next_due()) {
             auto until =

@@ -41,8 +41,10 @@ public:
     std::size_t restore();
 
     // An alert-worthy event: submits what it raises (alerts, and summaries that fell due).
-    // When flood control counts the event instead, the stories are saved before this
-    // returns, so that the count survives a crash. Returns the number of alerts submitted.
+    // When flood control counts the event instead, the stories are written (no fsync)
+    // before this returns, so that the count survives any crash of crashmail, and the clock
+    // thread fsyncs them within a second, off the event loop, against a crash of the
+    // machine. Returns the number of alerts submitted.
     std::size_t on_alert_event(const Event& event, const ProcessStateChange& change);
     // Any other state change of a watched process (RUNNING starts the recovery clock).
     void on_other_event(const Event& event, const ProcessStateChange& change);
@@ -59,7 +61,7 @@ public:
 private:
     // With m_mutex held.
     std::size_t submit(const std::vector<Emission>& emissions, const Event* event);
-    void save();
+    void save(Durability durability);
     void clock_loop(const std::stop_token& stop);
 
     CrashLoopMonitorSettings m_settings;
@@ -70,6 +72,7 @@ private:
     std::size_t m_submitted = 0;
     std::condition_variable_any m_wake;
     std::uint64_t m_changes = 0; // bumped (under m_mutex) to wake the clock
+    bool m_unsynced = false;     // saved for a crash of crashmail, not yet for the machine's
     std::jthread m_clock;
 };
 

@@ -129,7 +129,8 @@ DirectorySpool::~DirectorySpool() {
 
 std::expected<void, std::string> DirectorySpool::write_file(const std::filesystem::path& final_path,
                                                             int directory_fd,
-                                                            const std::string& content) {
+                                                            const std::string& content,
+                                                            Durability durability) {
     static thread_local std::mt19937_64 random{std::random_device{}()};
     auto temp = m_directory / "tmp" / fmt::format("{:016x}", random());
     int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -150,7 +151,7 @@ std::expected<void, std::string> DirectorySpool::write_file(const std::filesyste
         }
         rest.remove_prefix(static_cast<std::size_t>(n));
     }
-    if (::fsync(fd) != 0) {
+    if (durability == Durability::disk && ::fsync(fd) != 0) {
         auto error = errno_text("cannot fsync", temp);
         ::close(fd);
         ::unlink(temp.c_str());
@@ -162,7 +163,7 @@ std::expected<void, std::string> DirectorySpool::write_file(const std::filesyste
         ::unlink(temp.c_str());
         return std::unexpected(error);
     }
-    if (::fsync(directory_fd) != 0) {
+    if (durability == Durability::disk && ::fsync(directory_fd) != 0) {
         return std::unexpected(errno_text("cannot fsync the directory of", final_path));
     }
     return {};
@@ -289,12 +290,35 @@ void for_each_record(
 }
 
 std::expected<void, std::string> DirectorySpool::save_state(std::string_view name,
-                                                            const std::string& content) {
+                                                            const std::string& content,
+                                                            Durability durability) {
     std::string file(name);
     if (!valid_id(file)) {
         return std::unexpected("invalid state name '" + file + "'");
     }
-    return write_file(m_directory / (file + ".state.json"), m_directory_fd, content);
+    return write_file(m_directory / (file + ".state.json"), m_directory_fd, content, durability);
+}
+
+std::expected<void, std::string> DirectorySpool::sync_state(std::string_view name) {
+    std::string file(name);
+    if (!valid_id(file)) {
+        return std::unexpected("invalid state name '" + file + "'");
+    }
+    auto path = m_directory / (file + ".state.json");
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return errno == ENOENT ? std::expected<void, std::string>()
+                               : std::unexpected(errno_text("cannot open", path));
+    }
+    bool synced = ::fsync(fd) == 0;
+    ::close(fd);
+    if (!synced) {
+        return std::unexpected(errno_text("cannot fsync", path));
+    }
+    if (::fsync(m_directory_fd) != 0) {
+        return std::unexpected(errno_text("cannot fsync the directory of", path));
+    }
+    return {};
 }
 
 std::expected<std::optional<std::string>, std::string>

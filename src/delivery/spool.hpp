@@ -38,14 +38,25 @@ public:
     virtual void scan_pending(const std::function<bool(const std::string& id)>& visit) = 0;
 };
 
-// Small named documents kept beside the outbox, written as durably as records: the
-// crash-loop stories (what flood control counted) survive a crash of crashmail.
+// How far a write has got when it returns.
+enum class Durability {
+    process, // handed to the kernel (write, rename): survives any crash of crashmail,
+             // SIGKILL included, but not a crash of the machine
+    disk,    // fsynced, and its directory: survives a crash of the machine too
+};
+
+// Small named documents kept beside the outbox: the crash-loop stories (what flood control
+// counted) survive a crash of crashmail.
 class StateStore {
 public:
     virtual ~StateStore() = default;
-    // Replaces the document `name` (letters, digits, '-' and '_') durably.
-    virtual std::expected<void, std::string> save_state(std::string_view name,
-                                                        const std::string& content) = 0;
+    // Replaces the document `name` (letters, digits, '-' and '_') atomically, as far as
+    // `durability` says.
+    virtual std::expected<void, std::string>
+    save_state(std::string_view name, const std::string& content, Durability durability) = 0;
+    // Makes the document `name` as it is now survive a crash of the machine (fsync); no
+    // error when there is none.
+    virtual std::expected<void, std::string> sync_state(std::string_view name) = 0;
     // The document `name`, or std::nullopt when there is none.
     virtual std::expected<std::optional<std::string>, std::string>
     load_state(std::string_view name) = 0;
@@ -65,8 +76,9 @@ public:
     std::expected<void, std::string> remove(const std::string& id) override;
     std::expected<void, std::string> fail(const AlertRecord& record) override;
     void scan_pending(const std::function<bool(const std::string& id)>& visit) override;
-    std::expected<void, std::string> save_state(std::string_view name,
-                                                const std::string& content) override;
+    std::expected<void, std::string> save_state(std::string_view name, const std::string& content,
+                                                Durability durability) override;
+    std::expected<void, std::string> sync_state(std::string_view name) override;
     std::expected<std::optional<std::string>, std::string>
     load_state(std::string_view name) override;
 
@@ -75,7 +87,8 @@ public:
 private:
     DirectorySpool() = default;
     std::expected<void, std::string> write_file(const std::filesystem::path& final_path,
-                                                int directory_fd, const std::string& content);
+                                                int directory_fd, const std::string& content,
+                                                Durability durability = Durability::disk);
 
     std::filesystem::path m_directory;
     int m_lock_fd = -1;

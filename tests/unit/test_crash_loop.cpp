@@ -362,14 +362,22 @@ public:
 
 class MemoryState final : public StateStore {
 public:
-    std::expected<void, std::string> save_state(std::string_view name,
-                                                const std::string& content) override {
+    std::expected<void, std::string> save_state(std::string_view name, const std::string& content,
+                                                Durability durability) override {
+        std::lock_guard lock(mutex);
         ++saves;
+        last_durability = durability;
         documents[std::string(name)] = content;
+        return {};
+    }
+    std::expected<void, std::string> sync_state(std::string_view) override {
+        std::lock_guard lock(mutex);
+        ++syncs;
         return {};
     }
     std::expected<std::optional<std::string>, std::string>
     load_state(std::string_view name) override {
+        std::lock_guard lock(mutex);
         auto found = documents.find(std::string(name));
         if (found == documents.end()) {
             return std::optional<std::string>();
@@ -378,6 +386,9 @@ public:
     }
     std::map<std::string, std::string> documents;
     int saves = 0;
+    int syncs = 0;
+    Durability last_durability = Durability::disk;
+    std::mutex mutex;
 };
 
 Event crash_event(std::uint64_t serial) {
@@ -414,7 +425,8 @@ TEST_CASE("the monitor saves a count before the event is answered and restores i
         CHECK(monitor.on_alert_event(crash_event(1), change) == 1);
         CHECK(state.saves == 0); // an alert is in the outbox already: no state write
         CHECK(monitor.on_alert_event(crash_event(2), change) == 0);
-        CHECK(state.saves == 1); // counted: saved before the answer
+        CHECK(state.saves == 1);                             // counted: written before the answer
+        CHECK(state.last_durability == Durability::process); // synced later by the clock
         REQUIRE(sink.alerts.size() == 1);
         CHECK(sink.alerts[0].id == "s1");
     }
@@ -455,4 +467,34 @@ TEST_CASE("the monitor's clock sends a summary without any event", "[crash_loop]
     monitor.stop_clock();
     REQUIRE(monitor.submitted() == 2);
     CHECK(sink.alerts.back().kind == AlertKind::summary);
+}
+
+TEST_CASE("the monitor's clock syncs a counted event's state to disk", "[crash_loop]") {
+    RecordingSink sink;
+    MemoryState state;
+    CrashLoopMonitorSettings settings;
+    settings.loops = limit(1, 600s);
+    settings.context = AlertContext{"host", ""};
+    settings.alert_id = [](const Event& e, std::string_view) {
+        return "s" + std::to_string(e.header.serial);
+    };
+    ProcessStateChange change;
+    change.state = "EXITED";
+    change.process_name = "crashy";
+    change.group_name = "crashy";
+    change.expected = false;
+    CrashLoopMonitor monitor(settings, sink, &state);
+    monitor.start_clock();
+    monitor.on_alert_event(crash_event(1), change);
+    monitor.on_alert_event(crash_event(2), change); // counted
+    bool synced = false;
+    for (int i = 0; i < 300 && !synced; ++i) {
+        std::this_thread::sleep_for(10ms);
+        std::lock_guard lock(state.mutex);
+        synced = state.syncs >= 1;
+    }
+    monitor.stop_clock();
+    CHECK(synced);
+    std::lock_guard lock(state.mutex);
+    CHECK(state.last_durability == Durability::disk); // the final save at stop
 }

@@ -188,3 +188,27 @@ TEST_CASE("the listener's directory is named after its process", "[spool]") {
     CHECK(listener_spool("/s", "a/b") == "/s/a_b");
     CHECK(listener_spool("/s", "..") == "/s/crashmail");
 }
+
+TEST_CASE("state documents are saved, synced and read back, privately", "[spool]") {
+    TempDir temp;
+    auto spool = DirectorySpool::open(temp.path);
+    REQUIRE(spool);
+    auto none = (*spool)->load_state("crash-loops");
+    REQUIRE(none);
+    CHECK_FALSE(none->has_value());
+    CHECK((*spool)->sync_state("crash-loops")); // nothing to sync is not an error
+    for (Durability durability : {Durability::process, Durability::disk}) {
+        std::string content = durability == Durability::process ? "{\"a\":1}" : "{\"b\":2}";
+        REQUIRE((*spool)->save_state("crash-loops", content, durability));
+        auto loaded = (*spool)->load_state("crash-loops");
+        REQUIRE(loaded);
+        REQUIRE(loaded->has_value());
+        CHECK(**loaded == content);
+        CHECK((*spool)->sync_state("crash-loops"));
+    }
+    struct stat info {};
+    REQUIRE(::stat((temp.path / "crash-loops.state.json").c_str(), &info) == 0);
+    CHECK((info.st_mode & 0777) == 0600);
+    CHECK_FALSE((*spool)->save_state("../escape", "{}", Durability::disk));
+    CHECK_FALSE((*spool)->load_state("a/b"));
+}
