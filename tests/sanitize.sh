@@ -5,8 +5,13 @@
 #   tsan  ThreadSanitizer: the unit tests of the delivery code, which is where the threads are
 #         ([dispatcher] [spool] [sendmail] [subprocess] [smtp] [webhook])
 #   bash tests/sanitize.sh [asan|tsan|all]        (default all)
+#   bash tests/sanitize.sh asan-build|asan-test|tsan-build|tsan-test   one half of a mode
+#     (tests/run-all.sh builds the TSan tree while the ASan tests run)
 #   BUILD_DIR_ASAN=build-asan BUILD_DIR_TSAN=build-tsan (defaults); extra arguments after the
 #   mode go to ctest in asan mode, e.g. `bash tests/sanitize.sh asan -R unit:`.
+#   CRASHMAIL_WERROR (default ON): warnings are errors, as in every CI build.
+#   OPT_FLAGS (default: CMake's RelWithDebInfo, -O2 -g): optimisation and debug flags, e.g.
+#     "-O1 -g1" (tests/run-all.sh: a third of the compile time, still line numbers in reports).
 # Every sanitizer report is written to a file and makes the script fail, so a report from a
 # child process (the crashmail binary run by an integration test) is not lost in a log.
 set -euo pipefail
@@ -18,9 +23,9 @@ if [ $# -gt 0 ]; then
   shift
 fi
 case "$mode" in
-  asan | tsan | all) ;;
+  asan | tsan | all | asan-build | asan-test | tsan-build | tsan-test) ;;
   *)
-    echo "usage: bash tests/sanitize.sh [asan|tsan|all] [ctest arguments]" >&2
+    echo "usage: bash tests/sanitize.sh [asan|tsan|all|asan-build|asan-test|tsan-build|tsan-test] [ctest arguments]" >&2
     exit 64
     ;;
 esac
@@ -42,24 +47,35 @@ absolute() {
   esac
 }
 
-# build DIR OPTIONS...: configures quietly (the log is shown on failure), then builds.
-# Warnings are not fatal here: g++ 12 with -fsanitize reports false -Wmaybe-uninitialized
-# inside libstdc++'s <regex> (used by Catch2); the normal build keeps warnings fatal.
+# wants STEP: whether this run does STEP (asan-build, asan-test, tsan-build, tsan-test).
+wants() {
+  [ "$mode" = all ] || [ "$mode" = "$1" ] || [ "$mode" = "${1%-*}" ]
+}
+
+opt_flags=()
+if [ -n "${OPT_FLAGS:-}" ]; then
+  opt_flags=("-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=$OPT_FLAGS -DNDEBUG")
+fi
+
+# build DIR TARGET OPTIONS...: configures quietly (the log is shown on failure), then builds
+# TARGET (all: everything). Warnings are fatal (CRASHMAIL_WERROR); CMakeLists.txt turns off
+# g++ 12's false -Wmaybe-uninitialized under sanitizers.
 build() {
-  local dir=$1
-  shift
+  local dir=$1 target=$2
+  shift 2
   local log
   log=$(mktemp)
   echo "==> configuring $dir ($*)"
   if ! cmake -S "$root" -B "$dir" "${generator[@]}" "${launcher[@]}" \
-    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCRASHMAIL_WERROR=OFF "$@" >"$log" 2>&1; then
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo "${opt_flags[@]}" \
+    -DCRASHMAIL_WERROR="${CRASHMAIL_WERROR:-ON}" "$@" >"$log" 2>&1; then
     cat "$log"
     rm -f "$log"
     exit 1
   fi
   rm -f "$log"
-  echo "==> building $dir"
-  cmake --build "$dir" -j "$(nproc)"
+  echo "==> building $target in $dir"
+  cmake --build "$dir" -j "$(nproc)" --target "$target"
 }
 
 # check_reports DIR: fails (printing them) when the sanitizers left any report in DIR.
@@ -79,9 +95,15 @@ check_reports() {
 
 status=0
 
-if [ "$mode" = asan ] || [ "$mode" = all ]; then
-  dir=$(absolute "${BUILD_DIR_ASAN:-build-asan}")
-  build "$dir" -DENABLE_SANITIZER_ADDRESS=ON -DENABLE_SANITIZER_UNDEFINED_BEHAVIOR=ON
+asan_dir=$(absolute "${BUILD_DIR_ASAN:-build-asan}")
+tsan_dir=$(absolute "${BUILD_DIR_TSAN:-build-tsan}")
+
+if wants asan-build; then
+  build "$asan_dir" all -DENABLE_SANITIZER_ADDRESS=ON -DENABLE_SANITIZER_UNDEFINED_BEHAVIOR=ON
+fi
+
+if wants asan-test; then
+  dir=$asan_dir
   reports="$dir/sanitizer-reports"
   rm -rf "$reports"
   mkdir -p "$reports"
@@ -96,9 +118,13 @@ if [ "$mode" = asan ] || [ "$mode" = all ]; then
   unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
 fi
 
-if [ "$mode" = tsan ] || [ "$mode" = all ]; then
-  dir=$(absolute "${BUILD_DIR_TSAN:-build-tsan}")
-  build "$dir" -DENABLE_SANITIZER_THREAD=ON
+if wants tsan-build; then
+  # Only the unit tests run under ThreadSanitizer.
+  build "$tsan_dir" unit_tests -DENABLE_SANITIZER_THREAD=ON
+fi
+
+if wants tsan-test; then
+  dir=$tsan_dir
   reports="$dir/sanitizer-reports"
   rm -rf "$reports"
   mkdir -p "$reports"

@@ -87,7 +87,7 @@ nlohmann::json event_to_json(const StoryEvent& event) {
     nlohmann::json out{{"group", event.group},       {"process", event.process},
                        {"state", event.state},       {"from_state", event.from_state},
                        {"expected", event.expected}, {"event_name", event.event_name},
-                       {"serial", event.serial}};
+                       {"serial", event.serial},     {"id", event.id}};
     if (event.pid) {
         out["pid"] = *event.pid;
     }
@@ -103,6 +103,7 @@ StoryEvent event_from_json(const nlohmann::json& in) {
     event.expected = in.value("expected", false);
     event.event_name = in.value("event_name", "");
     event.serial = in.value("serial", std::uint64_t{0});
+    event.id = in.value("id", "");
     if (in.contains("pid") && in["pid"].is_number_integer()) {
         event.pid = in["pid"].get<std::int64_t>();
     }
@@ -193,6 +194,9 @@ std::vector<Emission> CrashLoops::on_alert_event(const StoryEvent& event, time_p
     std::vector<Emission> out = due(now);
     auto [it, created] = m_stories.try_emplace(story_key(event));
     Story& story = it->second;
+    if (!created && !event.id.empty() && story.last_counted.id == event.id) {
+        return out; // counted already, by a crashmail killed before it could answer
+    }
     if (created) {
         story.start = now;
     }

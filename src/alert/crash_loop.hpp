@@ -53,6 +53,9 @@ struct StoryEvent {
     std::optional<std::int64_t> pid;
     std::string event_name; // "PROCESS_STATE_EXITED"
     std::uint64_t serial = 0;
+    // The event's identity (event_alert_id()): supervisord redelivers an event that was not
+    // answered (crashmail killed after counting it), and the same event is not counted twice.
+    std::string id;
 };
 
 // What the stories want sent.

@@ -60,12 +60,11 @@ std::size_t CrashLoopMonitor::restore() {
     return m_loops.story_count();
 }
 
-std::size_t CrashLoopMonitor::submit(const std::vector<Emission>& emissions, const Event* event) {
+std::size_t CrashLoopMonitor::submit(const std::vector<Emission>& emissions) {
     std::size_t count = 0;
     for (const Emission& emission : emissions) {
-        std::string id = emission.kind == AlertKind::alert && event != nullptr &&
-                                 emission.event.serial == event->header.serial
-                             ? m_settings.alert_id(*event, m_settings.instance)
+        std::string id = emission.kind == AlertKind::alert && !emission.event.id.empty()
+                             ? emission.event.id
                              : emission_id(emission, m_settings.instance);
         Alert alert = emission_alert(emission, m_settings.context, m_settings.now(), id);
         const std::string name = display_name(alert.group, alert.process);
@@ -106,10 +105,11 @@ void CrashLoopMonitor::save(Durability durability) {
 std::size_t CrashLoopMonitor::on_alert_event(const Event& event, const ProcessStateChange& change) {
     std::lock_guard lock(m_mutex);
     StoryEvent story = story_event(event, change);
+    story.id = m_settings.alert_id(event, m_settings.instance);
     std::vector<Emission> emissions = m_loops.on_alert_event(story, m_settings.now());
     bool counted = emissions.empty() || emissions.back().kind != AlertKind::alert ||
                    emissions.back().event.serial != story.serial;
-    std::size_t count = submit(emissions, &event);
+    std::size_t count = submit(emissions);
     if (counted) {
         log::info("{} {}: counted by flood control (no alert)",
                   display_name(change.group_name, change.process_name), change.state);
@@ -139,7 +139,7 @@ std::size_t CrashLoopMonitor::tick() {
     if (emissions.empty()) {
         return 0;
     }
-    std::size_t count = submit(emissions, nullptr);
+    std::size_t count = submit(emissions);
     save(Durability::disk);
     return count;
 }

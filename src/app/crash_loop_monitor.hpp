@@ -60,7 +60,7 @@ public:
 
 private:
     // With m_mutex held.
-    std::size_t submit(const std::vector<Emission>& emissions, const Event* event);
+    std::size_t submit(const std::vector<Emission>& emissions);
     void save(Durability durability);
     void clock_loop(const std::stop_token& stop);
 

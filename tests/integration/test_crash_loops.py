@@ -11,6 +11,7 @@ the summary's count equal the "exited: looper" lines of supervisord's log.
 
 import os
 import re
+import signal
 import unittest
 
 import harness as h
@@ -82,6 +83,46 @@ class TestCrashLoopFloodControl(unittest.TestCase):
         self.assertEqual(len(ids), len(set(ids)))
         self.assertIn("counted by flood control", log)
         self.assertIn("summary", log)
+
+
+    def test_sigkilled_crashmail_loses_no_count_and_counts_nothing_twice(self):
+        sup = h.Supervisord()
+        store_dir = os.path.join(h.tmpdir(), "store")
+        store = h.mail_store(store_dir)
+        sup.add(h.program_section("looper", "/bin/sh -c 'sleep 1.2; exit 1'",
+                                  autostart=True, autorestart=True, startsecs=1,
+                                  startretries=100))
+        sup.add_listener("cm", ["-a", "-m", ADDR, "-s", store, "--rate-limit", "2/35s"],
+                         events="PROCESS_STATE")
+        with sup:
+            for crashes in (5, 9):
+                sup.wait_for_log(r"exited: looper ", timeout=25, count=crashes)
+                rpc = sup.rpc()
+                pid = rpc.supervisor.getProcessInfo("cm")["pid"]
+                rpc("close")()
+                os.kill(pid, signal.SIGKILL)
+            sup.wait_for_log(r"exited: looper ", timeout=25, count=12)
+            rpc = sup.rpc()
+            rpc.supervisor.stopProcess("looper")
+            rpc("close")()
+            crashes = sup.count(r"exited: looper \(exit status 1; not expected\)")
+            self.assertEqual(sup.count(r"exited: cm \(terminated by SIGKILL"), 2)
+
+            def accounted():
+                mails = h.read_mails(store_dir)
+                alerts = [m for m in mails if " crashed at " in m["Subject"]]
+                counts = [summary_count(m["Subject"]) for m in mails]
+                return len(alerts) + sum(c for c in counts if c)
+
+            h.wait_until(lambda: accounted() >= crashes, timeout=40,
+                         what="every crash alerted or counted")
+        mails = h.read_mails(store_dir)
+        subjects = [m["Subject"] for m in mails]
+        alerts = [m for m in mails if " crashed at " in m["Subject"]]
+        summaries = [m for m in mails if summary_count(m["Subject"])]
+        self.assertEqual(len(alerts), 2, subjects)
+        self.assertEqual(len(summaries), 1, subjects)
+        self.assertEqual(accounted(), crashes, subjects)
 
 
 if __name__ == "__main__":

@@ -498,3 +498,21 @@ TEST_CASE("the monitor's clock syncs a counted event's state to disk", "[crash_l
     std::lock_guard lock(state.mutex);
     CHECK(state.last_durability == Durability::disk); // the final save at stop
 }
+
+TEST_CASE("an event redelivered after it was counted is not counted again", "[crash_loop]") {
+    CrashLoops loops(limit(1, 600s));
+    StoryEvent first = event("EXITED", 1);
+    first.id = "s1.aaaa";
+    StoryEvent counted = event("EXITED", 2);
+    counted.id = "s2.bbbb";
+    loops.on_alert_event(first, k_t0);
+    CHECK(loops.on_alert_event(counted, k_t0 + 1s).empty());
+    // crashmail was killed before answering: a new crashmail restores the stories and
+    // supervisord sends the same event again.
+    CrashLoops restarted(limit(1, 600s));
+    REQUIRE(restarted.restore(loops.to_json()));
+    CHECK(restarted.on_alert_event(counted, k_t0 + 2s).empty());
+    auto out = restarted.due(k_t0 + 600s);
+    REQUIRE(out.size() == 1);
+    CHECK(out[0].suppressed == 1);
+}
