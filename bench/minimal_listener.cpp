@@ -3,8 +3,8 @@
 // Writes READY, reads the header line, reads `len` characters (UTF-8 code points, as
 // supervisord counts them) of payload, answers "RESULT 2\nOK", and again. Nothing else: no
 // parsing beyond `len`, no decision, no storage. Reads in 16 KiB chunks like crashmail's
-// reader and writes RESULT and READY as two writes, as crashmail does, so the difference
-// between the two is crashmail's own work. Exits 0 at end of input, 65 on a malformed header.
+// reader and writes each answer with the next READY in one write ("RESULT 2\nOKREADY\n"), as
+// crashmail does, so the difference between the two is crashmail's own work. Exits 0 at end of input, 65 on a malformed header.
 
 #include <cerrno>
 #include <csignal>
@@ -66,10 +66,10 @@ bool write_all(std::string_view bytes) {
 int main() {
     std::signal(SIGPIPE, SIG_IGN);
     Input input;
+    if (!write_all("READY\n")) {
+        return 74;
+    }
     for (;;) {
-        if (!write_all("READY\n")) {
-            return 74;
-        }
         std::size_t newline;
         while ((newline = input.m_buffer.find('\n', input.m_start)) == std::string::npos) {
             if (!input.fill()) {
@@ -113,7 +113,7 @@ int main() {
                 }
             }
         }
-        if (!write_all("RESULT 2\nOK")) {
+        if (!write_all("RESULT 2\nOKREADY\n")) {
             return 74;
         }
     }

@@ -93,11 +93,11 @@ bool Listener::first_sight(std::uint64_t serial) {
 }
 
 int Listener::run() {
+    if (!m_writer.ready()) {
+        log::error("cannot write to supervisord (stdout): the channel is gone");
+        return EX_IOERR;
+    }
     for (;;) {
-        if (!m_writer.ready()) {
-            log::error("cannot write to supervisord (stdout): the channel is gone");
-            return EX_IOERR;
-        }
         auto next = m_reader.next();
         if (!next) {
             log::error("protocol: {}; exiting so that supervisord restarts crashmail in step",
@@ -117,7 +117,7 @@ int Listener::run() {
                 m_monitor.on_other_event(event, verdict.change);
             }
         }
-        if (!m_writer.ok()) {
+        if (!m_writer.ok_and_ready()) {
             log::error("cannot write to supervisord (stdout): the channel is gone");
             return EX_IOERR;
         }

@@ -23,12 +23,14 @@ public:
     virtual bool write_all(std::string_view bytes) = 0;
 };
 
-// A file descriptor, not owned. read_some() retries on EINTR. When `stop_fd` is given,
-// read_some() reports end of input as soon as `stop_fd` becomes readable (a self-pipe
-// written by a signal handler), so a blocked read can be interrupted for an orderly stop.
+// A file descriptor, not owned. read_some() retries on EINTR. When `stop_fd` is given, `fd`
+// is made non-blocking: read_some() reads at once when input is there (one system call per
+// read in a busy stream) and otherwise waits in poll() for input or for `stop_fd` (a
+// self-pipe written by a signal handler); a readable `stop_fd` reports end of input, so a
+// waiting read can be interrupted for an orderly stop.
 class FdSource final : public ByteSource {
 public:
-    explicit FdSource(int fd, int stop_fd = -1) : m_fd(fd), m_stop_fd(stop_fd) {}
+    explicit FdSource(int fd, int stop_fd = -1);
     std::ptrdiff_t read_some(char* buffer, std::size_t size) override;
 
 private:

@@ -17,6 +17,12 @@ public:
     // rejected event at once, forever. Returns false if the channel is gone.
     bool ok() { return m_sink.write_all("RESULT 2\nOK"); }
 
+    // "RESULT 2\nOKREADY\n": the answer and the next READY in one write (one system call
+    // per event instead of two). supervisord 4 reads on past a RESULT in its buffer
+    // (dispatchers.py: "keep going til its too short"), so this is the same as ok() then
+    // ready().
+    bool ok_and_ready() { return m_sink.write_all("RESULT 2\nOKREADY\n"); }
+
 private:
     ByteSink& m_sink;
 };

@@ -241,7 +241,7 @@ TEST_CASE("a closed protocol channel ends the loop with EX_IOERR", "[listener]")
     RecordingSink sink;
     Listener listener(reader, writer, watch(true), sink);
     CHECK(listener.run() == EX_IOERR);
-    CHECK(out.data == "READY\nRESULT 2\nOK");
+    CHECK(out.data == "READY\nRESULT 2\nOKREADY\n"); // the answer and READY: one write
 }
 
 TEST_CASE("alert_worthy follows --state, --expected and -x", "[listener]") {
