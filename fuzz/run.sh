@@ -5,6 +5,9 @@
 #     default to all this checkout has: fuzz_reader fuzz_event fuzz_mail, and fuzz_xmlrpc and
 #     fuzz_templates when src/supervisor/xmlrpc.cpp and src/alert/templates.cpp exist.
 #   BUILD_DIR (default build-fuzz), CXX (default: the newest clang++-NN >= 16 on PATH).
+#   FUZZ_STEP=build|run|all (default all): only build, or only run what is built
+#     (tests/run-all.sh builds while other tests run). OPT_FLAGS (default: RelWithDebInfo's
+#     -O2 -g): optimisation and debug flags, e.g. "-O1 -g1".
 # Seeds are fuzz/corpus/<name> (fuzz_reader reads fuzz/corpus/reader), read only; inputs that
 # reach new code are kept in BUILD_DIR/fuzz-corpus/<name>, so later runs start from there.
 # A crash leaves its input in BUILD_DIR/fuzz-crashes/<target>/ and fails the script; replay it
@@ -40,6 +43,18 @@ if [ -z "$cxx" ]; then
 fi
 
 build_dir=${BUILD_DIR:-build-fuzz}
+step=${FUZZ_STEP:-all}
+case "$step" in
+  build | run | all) ;;
+  *)
+    echo "fuzz: FUZZ_STEP must be build, run or all" >&2
+    exit 64
+    ;;
+esac
+opt_flags=()
+if [ -n "${OPT_FLAGS:-}" ]; then
+  opt_flags=("-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=$OPT_FLAGS -DNDEBUG")
+fi
 generator=()
 if command -v ninja >/dev/null; then
   generator=(-G Ninja)
@@ -50,18 +65,25 @@ if command -v ccache >/dev/null; then
 fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-echo "==> configuring $build_dir with $cxx"
-cmake -S . -B "$build_dir" "${generator[@]}" "${launcher[@]}" -DCMAKE_CXX_COMPILER="$cxx" \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCRASHMAIL_FUZZ=ON -DBUILD_TESTING=OFF \
-  -DENABLE_SANITIZER_ADDRESS=ON -DENABLE_SANITIZER_UNDEFINED_BEHAVIOR=ON >"$log" 2>&1 ||
-  { cat "$log"; exit 1; }
+if [ "$step" != run ]; then
+  echo "==> configuring $build_dir with $cxx"
+  cmake -S . -B "$build_dir" "${generator[@]}" "${launcher[@]}" -DCMAKE_CXX_COMPILER="$cxx" \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo "${opt_flags[@]}" -DCRASHMAIL_FUZZ=ON -DBUILD_TESTING=OFF \
+    -DENABLE_SANITIZER_ADDRESS=ON -DENABLE_SANITIZER_UNDEFINED_BEHAVIOR=ON >"$log" 2>&1 ||
+    { cat "$log"; exit 1; }
+fi
 
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   mapfile -t targets <"$build_dir/fuzz/targets.txt"
 fi
-echo "==> building ${targets[*]}"
-cmake --build "$build_dir" -j "$(nproc)" --target "${targets[@]}"
+if [ "$step" != run ]; then
+  echo "==> building ${targets[*]}"
+  cmake --build "$build_dir" -j "$(nproc)" --target "${targets[@]}"
+fi
+if [ "$step" = build ]; then
+  exit 0
+fi
 
 # A report must stop the run (libFuzzer then saves the input); leaks count as crashes.
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:allocator_may_return_null=1"

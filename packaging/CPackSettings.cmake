@@ -6,18 +6,25 @@
 #   cpack --config CPackSourceConfig.cmake   crashmail-<version>-src.tar.gz
 #
 # packaging/build-packages.sh runs all three from a Release build.
+#
+# The man page is installed gzipped (gzip -9n) everywhere; the .deb also carries
+# share/doc/crashmail/copyright (DEP-5) and changelog.Debian.gz, and its Maintainer is the
+# cache variable CRASHMAIL_MAINTAINER (a placeholder by default: set it for releases, e.g.
+# cmake -DCRASHMAIL_MAINTAINER="Jane Doe <jane@example.org>").
 
 set(CPACK_PACKAGE_NAME "crashmail")
 set(CPACK_PACKAGE_VENDOR "crashmail")
-set(CPACK_PACKAGE_CONTACT "crashmail maintainers <crashmail@example.org>")
+set(CPACK_PACKAGE_CONTACT "${CRASHMAIL_MAINTAINER}")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
     "supervisord event listener that reports crashes by mail and webhooks")
+# Lines of at most 80 characters (lintian: extended-description-line-too-long).
 set(CPACK_PACKAGE_DESCRIPTION
-    "crashmail is an event listener for supervisord that tells you when a process crashes:
-by mail (a sendmail command, or SMTP with STARTTLS or implicit TLS and authentication)
-and by webhooks (JSON with an HMAC signature, Slack, Discord, Prometheus Alertmanager).
-Undelivered alerts are kept in a spool and retried. It is a drop-in successor to
-superlance's crashmail: the same flags keep working, and -p filters.")
+    "crashmail is an event listener for supervisord that tells you when a process
+crashes: by mail (a sendmail command, or SMTP with STARTTLS or implicit TLS and
+authentication) and by webhooks (JSON with an HMAC signature, Slack, Discord,
+Prometheus Alertmanager). Undelivered alerts are kept in a spool and retried.
+It is a drop-in successor to superlance's crashmail: the same flags keep
+working, and -p filters.")
 set(CPACK_PACKAGE_HOMEPAGE_URL "${PROJECT_HOMEPAGE_URL}")
 set(CPACK_PACKAGE_VERSION "${PROJECT_VERSION}")
 set(CPACK_PACKAGE_INSTALL_DIRECTORY "crashmail")
@@ -26,6 +33,10 @@ set(CPACK_STRIP_FILES ON)
 # Files in packages belong to root, with 0755 directories, however the build tree was made.
 set(CPACK_INSTALL_DEFAULT_DIRECTORY_PERMISSIONS
     OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
+
+# Per package: the .deb takes the debian component (copyright, changelog.Debian.gz) instead of
+# the license component (LICENSE); see packaging/CPackProjectConfig.cmake.
+set(CPACK_PROJECT_CONFIG_FILE "${CMAKE_CURRENT_LIST_DIR}/CPackProjectConfig.cmake")
 
 if(NOT CPACK_GENERATOR)
   set(CPACK_GENERATOR "DEB;TGZ")

@@ -8,8 +8,8 @@
 #
 # OUTPUT_DIR (default: build-pkg/ in the repository) receives the packages. Without
 # --build-dir, a Release build (tests off) is configured and built in OUTPUT_DIR/build; with
-# --build-dir, that already configured build tree is packaged as it is (CPack brings it up to
-# date first). Needs cmake, a C++ toolchain, dpkg-dev and file (packaging/install-deps.sh).
+# --build-dir, that already configured build tree is brought up to date and packaged.
+# Needs cmake, a C++ toolchain, dpkg-dev and file (packaging/install-deps.sh).
 # Prints the path of each package on stdout, one a line, after the progress on stderr.
 set -euo pipefail
 
@@ -36,7 +36,7 @@ out_dir="${out_dir:-$repo/build-pkg}"
 step() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'build-packages: error: %s\n' "$*" >&2; exit 1; }
 
-for tool in cmake cpack dpkg-deb dpkg-shlibdeps file; do
+for tool in cmake cpack dpkg-deb dpkg-shlibdeps dpkg-buildflags file; do
     command -v "$tool" >/dev/null ||
         die "$tool is missing (run packaging/install-deps.sh; dpkg-shlibdeps is in dpkg-dev)"
 done
@@ -50,8 +50,15 @@ if [ -z "$build_dir" ]; then
     if command -v ninja >/dev/null && [ ! -f "$build_dir/CMakeCache.txt" ]; then
         generator=(-G Ninja)
     fi
-    step "configuring a Release build in $build_dir"
-    cmake -S "$repo" -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
+    # Debian's hardening flags (dpkg-buildflags, all of them: fortify, stack protector, PIE,
+    # relro and bindnow), as a Debian package build would use; CMake reads CXXFLAGS and
+    # LDFLAGS when it configures a new tree.
+    export DEB_BUILD_MAINT_OPTIONS=hardening=+all
+    step "configuring a Release build in $build_dir (dpkg-buildflags hardening)"
+    CXXFLAGS="$(cd "$repo" && dpkg-buildflags --get CPPFLAGS) $(cd "$repo" &&
+        dpkg-buildflags --get CXXFLAGS)" \
+    LDFLAGS="$(dpkg-buildflags --get LDFLAGS)" \
+        cmake -S "$repo" -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
         -DBUILD_TESTING=OFF >&2
     step "building"
     cmake --build "$build_dir" --target crashmail -j "$(nproc)" >&2
@@ -59,6 +66,10 @@ fi
 [ -f "$build_dir/CPackConfig.cmake" ] ||
     die "$build_dir is not a configured crashmail build tree (no CPackConfig.cmake)"
 build_dir="$(cd "$build_dir" && pwd)"
+# CPack packages what the tree holds (with Ninja it builds nothing first): bring the binary
+# and the generated files (the gzipped man page, the changelog) up to date.
+step "bringing $build_dir up to date"
+cmake --build "$build_dir" --target crashmail -j "$(nproc)" >&2
 
 if command -v git >/dev/null && git -C "$repo" rev-parse --git-dir >/dev/null 2>&1 &&
    [ -n "$(git -C "$repo" status --porcelain --untracked-files=normal 2>/dev/null)" ]; then

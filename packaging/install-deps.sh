@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages crashmail needs to build, test and package, when missing.
 # Runs `apt-get update` once, and only when something is missing. Needs root (or sudo).
-#   packaging/install-deps.sh          build + test dependencies
+#   packaging/install-deps.sh          build, test and proof-tooling dependencies
 set -euo pipefail
 
 packages=(
@@ -15,6 +15,9 @@ packages=(
   dpkg-dev file
   # man page
   groff-base man-db scdoc
+  # proof tooling (tests/run-all.sh): libFuzzer targets need clang 16 (fuzz/run.sh); static
+  # analysis (tests/static-analysis.sh). g++'s ASan/UBSan/TSan runtimes come with g++.
+  clang-16 libclang-rt-16-dev clang-tidy-16 clang-format-14 cppcheck
 )
 
 missing=()
