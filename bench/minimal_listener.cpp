@@ -4,7 +4,8 @@
 // supervisord counts them) of payload, answers "RESULT 2\nOK", and again. Nothing else: no
 // parsing beyond `len`, no decision, no storage. Reads in 16 KiB chunks like crashmail's
 // reader and writes each answer with the next READY in one write ("RESULT 2\nOKREADY\n"), as
-// crashmail does, so the difference between the two is crashmail's own work. Exits 0 at end of input, 65 on a malformed header.
+// crashmail does, so the difference between the two is crashmail's own work. Exits 0 at end of
+// input, 65 on a malformed header.
 
 #include <cerrno>
 #include <csignal>

@@ -438,9 +438,13 @@ class DigestExample(_ExampleCase):
         for name in ("myapp", "workers:worker", "db"):
             self.assertIn("%s crashed" % name, subject)
         body = mail.get_content()
-        # Oldest first, each alert in full.
+        # Oldest first (in the order supervisord logged the exits), each alert in full.
+        log = sup.log()
+        crashes = sorted((("myapp", "myapp"), ("worker", "workers"), ("db", "db")),
+                         key=lambda pg: re.search(r"exited: (%s:)?%s " % (pg[1], pg[0]),
+                                                  log).start())
         lines = [body.index("Process %s in group %s exited unexpectedly" % (p, g))
-                 for p, g in (("myapp", "myapp"), ("worker", "workers"), ("db", "db"))]
+                 for p, g in crashes]
         self.assertEqual(lines, sorted(lines), body)
 
 

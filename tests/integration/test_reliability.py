@@ -284,8 +284,10 @@ class TestOrderlyStop(Base):
                 self.assertEqual(len(lines), 2, status.stdout)  # one per channel
                 smtp_line = [l for l in lines if "smtp://" in l]
                 self.assertEqual(len(smtp_line), 1, status.stdout)
+                # The SMTP retry (5 s after the first failure, with jitter) usually falls
+                # within the 7 s grace and is made: 1 or 2 attempts.
                 self.assertRegex(smtp_line[0],
-                                 r"^pending +%s crashy .* pending attempts=1 last error: "
+                                 r"^pending +%s crashy .* pending attempts=[12] last error: "
                                  r".*127\.0\.0\.1 port %d" % (re.escape(alert_id), port))
                 self.assertIn("1 pending, 0 failed", status.stdout)
 
