@@ -29,7 +29,14 @@ if [ "$(cmake -L -N "$build" 2>/dev/null | sed -n 's/^CMAKE_BUILD_TYPE:STRING=//
     echo "bench: $build is not a Release build; remove it or set BUILD_DIR" >&2
     exit 64
 fi
-ninja -C "$build" crashmail protocol_driver minimal_listener fsync_cost rss_probe_plain \
-    rss_probe_curl >/dev/null
+log=$(mktemp)
+if ! ninja -C "$build" crashmail protocol_driver minimal_listener fsync_cost rss_probe_plain \
+    rss_probe_curl >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    echo "bench: the build failed" >&2
+    exit 70
+fi
+rm -f "$log"
 
 exec "$python" "$here/scenarios.py" --build "$build" --json "$build/bench/last-run.json" "$@"

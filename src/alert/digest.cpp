@@ -56,7 +56,9 @@ std::string digest_id(const std::vector<Alert>& items) {
         joined += item.id;
         joined += '\n';
     }
-    return "d" + sha256_hex(joined, 16);
+    std::string id = "d"; // not "d" + ...: g++ 12 -O3 warns falsely (-Wrestrict) on that
+    id += sha256_hex(joined, 16);
+    return id;
 }
 
 Alert make_digest(std::vector<Alert> items, std::string_view prefix,
