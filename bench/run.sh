@@ -5,7 +5,7 @@
 #
 # Builds crashmail and bench/ in Release into build-bench/ (configured once, rebuilt when
 # sources changed), then runs bench/scenarios.py with Debian's Python (aiosmtpd, supervisor).
-# Takes about four minutes on a 2-core machine. Environment: BUILD_DIR overrides build-bench.
+# Takes about two minutes on a 2-core machine after the first build. Environment: BUILD_DIR overrides build-bench.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
