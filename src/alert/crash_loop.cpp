@@ -6,6 +6,7 @@
 #include "util/time.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -479,30 +480,31 @@ Alert emission_alert(const Emission& emission, const AlertContext& context, time
     // An event's alert: make_alert()'s text plus where it stands in its story.
     std::string story;
     const std::string what = noun(event.state, event.expected);
+    std::string What = what;
+    What[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(What[0])));
     if (event.state == "FATAL") {
         story = emission.occurrence <= 1
                     ? std::string()
-                    : fmt::format("Crash loop: supervisord gave up after {} alert-worthy "
-                                  "events since {}",
+                    : fmt::format("After {} alert-worthy events since {}, supervisord gave up",
                                   emission.occurrence - 1, since);
         if (emission.suppressed > 0) {
-            story += fmt::format("{}{} of them counted, not alerted: {} {}",
-                                 story.empty() ? "Crash loop: " : "; ", emission.suppressed, name,
-                                 suppressed_phrase(emission.suppressed_by_state));
+            story +=
+                fmt::format("{}{} {} counted, not alerted: {} {}", story.empty() ? "" : "; ",
+                            emission.suppressed, story.empty() ? "events were" : "of them were",
+                            name, suppressed_phrase(emission.suppressed_by_state));
         }
         if (!story.empty()) {
             story += ".";
         }
     } else if (emission.occurrence == 1 && emission.limit) {
         story =
-            fmt::format("Crash loop: first {} of {}; up to {} alerts per {} are sent for "
-                        "it, later events are counted and summarised.",
+            fmt::format("First {} of {}; if more follow, up to {} alerts per {} are sent "
+                        "for it and the rest are counted in a summary.",
                         what, name, emission.limit->count, duration_words(emission.limit->window));
     } else if (emission.occurrence == 1) {
-        story = fmt::format("Crash loop: first {} of {}.", what, name);
+        story = fmt::format("First {} of {}.", what, name);
     } else {
-        story = fmt::format("Crash loop: {} {} of {} since {}.", what, emission.occurrence, name,
-                            since);
+        story = fmt::format("{} {} of {} since {}.", What, emission.occurrence, name, since);
     }
     if (emission.last_before_limit && event.state != "FATAL") {
         story += fmt::format(" This is the last alert for {} until {}: later events are "

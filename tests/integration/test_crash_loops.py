@@ -70,9 +70,9 @@ class TestCrashLoopFloodControl(unittest.TestCase):
                          crashes, subjects)
         # The story: the first says it is the first, the third that it is the last one.
         first = alerts[0].get_content()
-        self.assertIn("Crash loop: first crash of looper; up to 3 alerts per 45 seconds",
+        self.assertIn("First crash of looper; if more follow, up to 3 alerts per 45 seconds",
                       first)
-        self.assertIn("Crash loop: crash 3 of looper since ", alerts[2].get_content())
+        self.assertIn("Crash 3 of looper since ", alerts[2].get_content())
         self.assertIn("This is the last alert for looper until ", alerts[2].get_content())
         body = summaries[0].get_content()
         self.assertIn("flood control (at most 3 alerts per 45 seconds) counted them", body)

@@ -62,10 +62,10 @@ class TestStates(unittest.TestCase):
         self.assertEqual(sum("failed to start (BACKOFF)" in s for s in subjects), 3, subjects)
         self.assertEqual(sum(" is FATAL" in s for s in subjects), 1, subjects)
         fatal = [m for m in mails if " is FATAL" in m["Subject"]][0]
-        self.assertIn("Crash loop: supervisord gave up after 3 alert-worthy events since",
+        self.assertIn("After 3 alert-worthy events since ",
                       fatal.get_content())
         first = [m for m in mails if "BACKOFF" in m["Subject"]][0].get_content()
-        self.assertIn("Crash loop: first failed start of nocmd", first)
+        self.assertIn("First failed start of nocmd", first)
 
     def test_exclude(self):
         sup = h.Supervisord()

@@ -303,13 +303,13 @@ TEST_CASE("emission_alert words alerts, summaries and recoveries", "[crash_loop]
     auto first = loops.on_alert_event(event("EXITED", 1), k_t0);
     Alert alert = emission_alert(first.at(0), context, k_t0, "id1");
     CHECK_THAT(alert.subject, Catch::StartsWith("prod: crashy crashed at "));
-    CHECK_THAT(alert.body, Catch::Contains("Crash loop: first crash of crashy; up to 3 alerts "
-                                           "per 10 minutes are sent for it"));
+    CHECK_THAT(alert.body, Catch::Contains("First crash of crashy; if more follow, up to 3 "
+                                           "alerts per 10 minutes are sent for it"));
     CHECK(alert.occurrence == 1);
     loops.on_alert_event(event("EXITED", 2), k_t0 + 1s);
     auto third = loops.on_alert_event(event("EXITED", 3), k_t0 + 2s);
     Alert last = emission_alert(third.at(0), context, k_t0 + 2s, "id3");
-    CHECK_THAT(last.body, Catch::Contains("Crash loop: crash 3 of crashy since "));
+    CHECK_THAT(last.body, Catch::Contains("Crash 3 of crashy since "));
     CHECK_THAT(last.body, Catch::Contains("This is the last alert for crashy until "));
     for (std::uint64_t i = 4; i < 41; ++i) {
         loops.on_alert_event(event("EXITED", i), k_t0 + std::chrono::seconds(i));
