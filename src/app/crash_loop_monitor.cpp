@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 namespace crashmail {
 namespace {
@@ -164,28 +165,42 @@ void CrashLoopMonitor::stop_clock() {
 }
 
 void CrashLoopMonitor::clock_loop(const std::stop_token& stop) {
+    using namespace std::chrono;
+    auto last_sync = steady_clock::now() - k_clock_period;
     while (!stop.stop_requested()) {
         tick();
         std::unique_lock lock(m_mutex);
-        if (m_unsynced && m_state != nullptr) {
-            // fsync what the event loop wrote, without holding it up: a newer write meanwhile
-            // sets m_unsynced again and is synced on the next round.
+        if (m_unsynced && m_state != nullptr && steady_clock::now() >= last_sync + k_clock_period) {
+            // fsync what the event loop wrote, at most once a second and without holding it
+            // up: a newer write meanwhile sets m_unsynced again and is synced next time.
             m_unsynced = false;
+            last_sync = steady_clock::now();
             lock.unlock();
             if (auto synced = m_state->sync_state(k_state_name); !synced) {
                 log::error("cannot sync the crash-loop state to disk ({})", synced.error());
             }
             lock.lock();
         }
-        auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(k_clock_period);
+        // Sleep until something falls due (at most a second at a time: the wall clock may
+        // jump), or, with no story and nothing to sync, until an event changes that.
+        std::optional<milliseconds> wait;
         if (auto next = m_loops.next_due()) {
+            auto until = duration_cast<milliseconds>(*next - m_settings.now());
+            wait = std::clamp(until + milliseconds(5), milliseconds(5),
+                              duration_cast<milliseconds>(k_clock_period));
+        }
+        if (m_unsynced) {
             auto until =
-                std::chrono::duration_cast<std::chrono::milliseconds>(*next - m_settings.now());
-            wait = std::clamp(until + std::chrono::milliseconds(5), std::chrono::milliseconds(5),
-                              wait);
+                duration_cast<milliseconds>(last_sync + k_clock_period - steady_clock::now());
+            auto sync_wait = std::max(until, milliseconds(1));
+            wait = wait ? std::min(*wait, sync_wait) : sync_wait;
         }
         const std::uint64_t seen = m_changes;
-        m_wake.wait_for(lock, stop, wait, [&] { return m_changes != seen; });
+        if (wait) {
+            m_wake.wait_for(lock, stop, *wait, [&] { return m_changes != seen; });
+        } else {
+            m_wake.wait(lock, stop, [&] { return m_changes != seen; });
+        }
     }
 }
 
