@@ -480,8 +480,8 @@ Alert emission_alert(const Emission& emission, const AlertContext& context, time
     // An event's alert: make_alert()'s text plus where it stands in its story.
     std::string story;
     const std::string what = noun(event.state, event.expected);
-    std::string What = what;
-    What[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(What[0])));
+    std::string capitalized = what;
+    capitalized[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(capitalized[0])));
     if (event.state == "FATAL") {
         story = emission.occurrence <= 1
                     ? std::string()
@@ -504,7 +504,7 @@ Alert emission_alert(const Emission& emission, const AlertContext& context, time
     } else if (emission.occurrence == 1) {
         story = fmt::format("First {} of {}.", what, name);
     } else {
-        story = fmt::format("{} {} of {} since {}.", What, emission.occurrence, name, since);
+        story = fmt::format("{} {} of {} since {}.", capitalized, emission.occurrence, name, since);
     }
     if (emission.last_before_limit && event.state != "FATAL") {
         story += fmt::format(" This is the last alert for {} until {}: later events are "
