@@ -317,7 +317,7 @@ def main() -> int:
             progress("d: 10% crashes, SMTP never answers")
             d, d_min = pair(bench, "d", silent.url, 2000, 0.1)
             rows += [row("d 10% crashes, SMTP silent", d, d_min,
-                         "%d connections" % silent.connections),
+                         "%d connections" % silent.accepted),
                      row("d 10% crashes, SMTP silent", d_min, None)]
 
             progress("e: burst of 1,000 crashes")

@@ -15,9 +15,10 @@ event. Standalone: `smtp_sink.py healthy|slow|silent` prints the URL and serves 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
+import os
 import re
-import socket
 import sys
 import threading
 import time
@@ -98,49 +99,21 @@ class TimedSink:
             self.accepted.clear()
 
 
-class SilentSink:
-    """Listens on 127.0.0.1, accepts every connection and never sends a byte."""
+def _test_smtp_sink():
+    """tests/integration/smtp_sink.py, the tests' SMTP servers (loaded by path: it has the
+    same module name as this file)."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "tests", "integration", "smtp_sink.py")
+    spec = importlib.util.spec_from_file_location("crashmail_tests_smtp_sink", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
 
-    def __init__(self):
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(64)
-        self._sock.settimeout(0.1)
-        self.port = self._sock.getsockname()[1]
-        self.url = "smtp://127.0.0.1:%d" % self.port
-        self.connections = 0
-        self._clients: list[socket.socket] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
 
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                client, _ = self._sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self._clients.append(client)
-            self.connections += 1
-
-    def start(self) -> "SilentSink":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        for client in self._clients:
-            client.close()
-        self._sock.close()
-
-    def __enter__(self) -> "SilentSink":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+# Listens on 127.0.0.1, accepts every connection and never sends a byte; `.accepted` counts
+# the connections. The tests' server, not a copy of it.
+SilentSink = _test_smtp_sink().SilentServer
 
 
 if __name__ == "__main__":

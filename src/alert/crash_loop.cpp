@@ -10,6 +10,7 @@
 #include <charconv>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 namespace crashmail {
 namespace {
@@ -174,20 +175,27 @@ std::chrono::seconds CrashLoops::window() const {
     return m_settings.rate_limit ? m_settings.rate_limit->window : k_default_quiet;
 }
 
-Emission CrashLoops::take_summary(Story& story, time_point end) {
+Emission CrashLoops::emission(AlertKind kind, const Story& story, const StoryEvent& event) const {
     Emission out;
-    out.kind = AlertKind::summary;
-    out.event = story.last_counted;
-    out.suppressed = story.suppressed;
-    out.suppressed_by_state = story.suppressed_by_state;
+    out.kind = kind;
+    out.event = event;
+    out.occurrence = story.occurrences;
     out.story_start = story.start;
-    out.window_start = story.window_start;
-    out.window_end = end;
     out.window = window();
     out.limit = m_settings.rate_limit;
-    out.occurrence = story.occurrences;
-    story.suppressed = 0;
-    story.suppressed_by_state.clear();
+    return out;
+}
+
+void CrashLoops::take_counted(Story& story, Emission& into) {
+    into.suppressed = std::exchange(story.suppressed, 0);
+    into.suppressed_by_state = std::exchange(story.suppressed_by_state, {});
+}
+
+Emission CrashLoops::take_summary(Story& story, time_point end) const {
+    Emission out = emission(AlertKind::summary, story, story.last_counted);
+    out.window_start = story.window_start;
+    out.window_end = end;
+    take_counted(story, out);
     return out;
 }
 
@@ -205,21 +213,12 @@ std::vector<Emission> CrashLoops::on_alert_event(const StoryEvent& event, time_p
     story.running_since.reset();
     ++story.occurrences;
 
-    Emission alert;
-    alert.kind = AlertKind::alert;
-    alert.event = event;
-    alert.occurrence = story.occurrences;
-    alert.story_start = story.start;
-    alert.limit = m_settings.rate_limit;
-    alert.window = window();
+    Emission alert = emission(AlertKind::alert, story, event);
 
     if (event.state == "FATAL") {
         // supervisord gave up: always said, and it accounts for what was counted.
         story.fatal = true;
-        alert.suppressed = story.suppressed;
-        alert.suppressed_by_state = story.suppressed_by_state;
-        story.suppressed = 0;
-        story.suppressed_by_state.clear();
+        take_counted(story, alert);
         remember_alerted(story.alerted, event);
         out.push_back(std::move(alert));
         return out;
@@ -286,24 +285,15 @@ std::vector<Emission> CrashLoops::due(time_point now) {
         }
         if (tracks_recovery() && story.running_since &&
             now >= *story.running_since + m_settings.recovery_after) {
-            Emission recovery;
-            recovery.kind = AlertKind::recovery;
-            recovery.event = story.running_event;
-            recovery.occurrence = story.occurrences;
-            recovery.suppressed = story.suppressed;
-            recovery.suppressed_by_state = story.suppressed_by_state;
-            recovery.story_start = story.start;
-            recovery.window_start = *story.running_since;
-            recovery.window = window();
-            recovery.limit = m_settings.rate_limit;
-            recovery.resolves = story.alerted;
-            recovery.notify = m_settings.recovery_notices;
-            if (!recovery.notify && recovery.suppressed > 0) {
+            if (!m_settings.recovery_notices && story.suppressed > 0) {
                 // Only Alertmanager hears of the recovery: the count still goes to everyone.
                 out.push_back(take_summary(story, now));
-                recovery.suppressed = 0;
-                recovery.suppressed_by_state.clear();
             }
+            Emission recovery = emission(AlertKind::recovery, story, story.running_event);
+            recovery.window_start = *story.running_since;
+            recovery.resolves = story.alerted;
+            recovery.notify = m_settings.recovery_notices;
+            take_counted(story, recovery);
             out.push_back(std::move(recovery));
             it = m_stories.erase(it);
             continue;

@@ -132,8 +132,12 @@ private:
 
     std::chrono::seconds window() const;
     time_point window_end(const Story& story) const { return story.window_start + window(); }
+    // An emission of `kind` about `event`, with what every emission of `story` carries.
+    Emission emission(AlertKind kind, const Story& story, const StoryEvent& event) const;
+    // Moves what `story` counted (the total and per state) into `into`.
+    static void take_counted(Story& story, Emission& into);
     // Summary of what `story` counted, then clears the count.
-    Emission take_summary(Story& story, time_point window_end);
+    Emission take_summary(Story& story, time_point window_end) const;
     // True when recovery notices are produced at all.
     bool tracks_recovery() const {
         return m_settings.recovery_notices || m_settings.resolve_alerts;
