@@ -147,13 +147,15 @@ std::string_view kind_name(AlertKind kind) {
         return "recovery";
     case AlertKind::digest:
         return "digest";
+    case AlertKind::dropped:
+        return "dropped";
     }
     return "alert";
 }
 
 std::optional<AlertKind> kind_from_name(std::string_view name) {
-    for (AlertKind kind :
-         {AlertKind::alert, AlertKind::summary, AlertKind::recovery, AlertKind::digest}) {
+    for (AlertKind kind : {AlertKind::alert, AlertKind::summary, AlertKind::recovery,
+                           AlertKind::digest, AlertKind::dropped}) {
         if (kind_name(kind) == name) {
             return kind;
         }

@@ -16,9 +16,11 @@ namespace crashmail {
 
 // What a message is: one event's alert, a flood-control summary of events that were counted
 // instead of sent, a recovery notice, or a --batch digest of several of these.
-enum class AlertKind { alert, summary, recovery, digest };
+// A `dropped` notice says that supervisord discarded events meant for crashmail
+// (app/discard_monitor).
+enum class AlertKind { alert, summary, recovery, digest, dropped };
 
-// "alert", "summary", "recovery", "digest"; and back (std::nullopt for anything else).
+// "alert", "summary", "recovery", "digest", "dropped"; and back (std::nullopt for anything else).
 std::string_view kind_name(AlertKind kind);
 std::optional<AlertKind> kind_from_name(std::string_view name);
 
@@ -70,6 +72,13 @@ struct Alert {
     bool notify = true;
     // Digest (--batch): the messages it collects, oldest first.
     std::vector<Alert> items;
+
+    // Dropped: the events supervisord discarded that this notice accounts for, and how many
+    // crashes of them were recovered from supervisord's log (std::nullopt: none could be).
+    std::uint64_t discarded = 0;
+    std::optional<std::uint64_t> recovered_crashes;
+    // An alert whose event supervisord discarded: rebuilt from supervisord's log.
+    bool from_log = false;
 };
 
 // What an alert needs besides the event.

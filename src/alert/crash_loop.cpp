@@ -93,6 +93,9 @@ nlohmann::json event_to_json(const StoryEvent& event) {
     if (event.pid) {
         out["pid"] = *event.pid;
     }
+    if (event.logged_at) {
+        out["logged_ms"] = to_ms(*event.logged_at);
+    }
     return out;
 }
 
@@ -108,6 +111,9 @@ StoryEvent event_from_json(const nlohmann::json& in) {
     event.id = in.value("id", "");
     if (in.contains("pid") && in["pid"].is_number_integer()) {
         event.pid = in["pid"].get<std::int64_t>();
+    }
+    if (in.contains("logged_ms") && in["logged_ms"].is_number_integer()) {
+        event.logged_at = from_ms(in["logged_ms"].get<std::int64_t>());
     }
     return event;
 }
@@ -418,7 +424,18 @@ Alert emission_alert(const Emission& emission, const AlertContext& context, time
     if (event.state == "EXITED") {
         change.expected = event.expected;
     }
-    Alert alert = make_alert(header, change, context, now, std::move(id));
+    Alert alert = make_alert(header, change, context, event.logged_at.value_or(now), std::move(id));
+    if (event.logged_at && emission.kind == AlertKind::alert) {
+        alert.from_log = true;
+        const std::string line =
+            fmt::format("Event: {} (serial {})", header_safe(event.event_name), event.serial);
+        if (auto at = alert.body.rfind(line); at != std::string::npos) {
+            alert.body.replace(at, line.size(),
+                               fmt::format("Event: {} (discarded by supervisord; recovered from "
+                                           "its log)",
+                                           header_safe(event.event_name)));
+        }
+    }
     alert.kind = emission.kind;
     alert.occurrence = emission.occurrence;
     alert.suppressed = emission.suppressed;

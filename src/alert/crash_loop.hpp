@@ -56,6 +56,9 @@ struct StoryEvent {
     // The event's identity (event_alert_id()): supervisord redelivers an event that was not
     // answered (crashmail killed after counting it), and the same event is not counted twice.
     std::string id;
+    // Recovered from supervisord's log (its event was discarded): when the log says it
+    // happened. The alert then says so and carries that time.
+    std::optional<std::chrono::system_clock::time_point> logged_at;
 };
 
 // What the stories want sent.

@@ -35,6 +35,8 @@ std::string what_happened(const Alert& item) {
         return "recovered";
     case AlertKind::digest:
         return "digest";
+    case AlertKind::dropped:
+        return "events discarded by supervisord";
     case AlertKind::alert:
         break;
     }

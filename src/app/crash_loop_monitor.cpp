@@ -1,5 +1,6 @@
 #include "app/crash_loop_monitor.hpp"
 
+#include "util/json_text.hpp"
 #include "util/log.hpp"
 
 #include <algorithm>
@@ -95,7 +96,7 @@ void CrashLoopMonitor::save(Durability durability) {
         return;
     }
     m_unsynced = durability == Durability::process;
-    if (auto saved = m_state->save_state(k_state_name, m_loops.to_json().dump(), durability);
+    if (auto saved = m_state->save_state(k_state_name, json_text(m_loops.to_json()), durability);
         !saved) {
         log::error("cannot save the crash-loop state ({}); counts since the last save are "
                    "lost if crashmail stops before the next save",
@@ -103,32 +104,72 @@ void CrashLoopMonitor::save(Durability durability) {
     }
 }
 
+std::size_t CrashLoopMonitor::count_event(const StoryEvent& story) {
+    std::vector<Emission> emissions = m_loops.on_alert_event(story, m_settings.now());
+    bool counted = emissions.empty() || emissions.back().kind != AlertKind::alert ||
+                   emissions.back().event.id != story.id;
+    std::size_t count = submit(emissions);
+    if (counted) {
+        log::info("{} {}{}: counted by flood control (no alert)",
+                  display_name(story.group, story.process), story.state,
+                  story.logged_at ? " (recovered from supervisord's log)" : "");
+    }
+    return count;
+}
+
+namespace {
+
+LedgerEntry ledger_entry(const StoryEvent& story) {
+    return {story.group, story.process, story.state, story.pid};
+}
+
+} // namespace
+
 std::size_t CrashLoopMonitor::on_alert_event(const Event& event, const ProcessStateChange& change) {
     std::lock_guard lock(m_mutex);
     StoryEvent story = story_event(event, change);
     story.id = m_settings.alert_id(event, m_settings.instance);
-    std::vector<Emission> emissions = m_loops.on_alert_event(story, m_settings.now());
-    bool counted = emissions.empty() || emissions.back().kind != AlertKind::alert ||
-                   emissions.back().event.serial != story.serial;
-    std::size_t count = submit(emissions);
-    if (counted) {
-        log::info("{} {}: counted by flood control (no alert)",
-                  display_name(change.group_name, change.process_name), change.state);
+    if (m_ledger.arrived(ledger_entry(story), m_settings.now())) {
+        log::info("{} {} (pid {}): recovered from supervisord's log already; not counted again",
+                  display_name(change.group_name, change.process_name), change.state,
+                  change.pid ? std::to_string(*change.pid) : "unknown");
+        return 0;
     }
-    if (counted || count > 1) {
-        // The count (or the reset after a summary) must survive a crash of crashmail; the
-        // clock thread makes it survive one of the machine (an fsync here would hold up
-        // supervisord for milliseconds per event, in a crash storm of all times).
-        save(Durability::process);
-    }
+    std::size_t count = count_event(story);
+    // Every change must survive a crash of crashmail (flood control would start over and a
+    // recovery notice would be lost); the clock thread makes it survive one of the machine
+    // (an fsync here would hold up supervisord for milliseconds per event, in a crash storm
+    // of all times).
+    save(Durability::process);
     ++m_changes;
     m_wake.notify_all();
     return count;
 }
 
+std::map<std::string, std::uint64_t>
+CrashLoopMonitor::on_recovered(const std::vector<StoryEvent>& crashes) {
+    std::map<std::string, std::uint64_t> recovered;
+    std::lock_guard lock(m_mutex);
+    for (const StoryEvent& story : crashes) {
+        if (!story.logged_at ||
+            !m_ledger.recovered(ledger_entry(story), *story.logged_at, m_settings.now())) {
+            continue; // its event arrived, or it was recovered before
+        }
+        count_event(story);
+        ++recovered[display_name(story.group, story.process)];
+    }
+    if (!recovered.empty()) {
+        save(Durability::process);
+        ++m_changes;
+        m_wake.notify_all();
+    }
+    return recovered;
+}
+
 void CrashLoopMonitor::on_other_event(const Event& event, const ProcessStateChange& change) {
     std::lock_guard lock(m_mutex);
     if (m_loops.on_other_event(story_event(event, change), m_settings.now())) {
+        save(Durability::process);
         ++m_changes;
         m_wake.notify_all();
     }

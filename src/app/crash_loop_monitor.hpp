@@ -5,6 +5,7 @@
 // summaries and recovery notices when they fall due, with no event needed to wake it.
 
 #include "alert/crash_loop.hpp"
+#include "alert/event_ledger.hpp"
 #include "delivery/dispatcher.hpp"
 #include "delivery/spool.hpp"
 #include "event/event.hpp"
@@ -13,6 +14,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -41,13 +43,18 @@ public:
     std::size_t restore();
 
     // An alert-worthy event: submits what it raises (alerts, and summaries that fell due).
-    // When flood control counts the event instead, the stories are written (no fsync)
-    // before this returns, so that the count survives any crash of crashmail, and the clock
+    // The stories are written (no fsync) whenever they change, before this returns, so that
+    // what flood control counted and alerted survives any crash of crashmail, and the clock
     // thread fsyncs them within a second, off the event loop, against a crash of the
-    // machine. Returns the number of alerts submitted.
+    // machine. An event whose crash was recovered from supervisord's log already (see
+    // on_recovered()) is not counted again. Returns the number of alerts submitted.
     std::size_t on_alert_event(const Event& event, const ProcessStateChange& change);
     // Any other state change of a watched process (RUNNING starts the recovery clock).
     void on_other_event(const Event& event, const ProcessStateChange& change);
+    // Crashes recovered from supervisord's log (their events were discarded), each with
+    // logged_at and a stable id: each one that no arrived event accounts for is alerted or
+    // counted exactly like its event would have been. Returns those, by display name.
+    std::map<std::string, std::uint64_t> on_recovered(const std::vector<StoryEvent>& crashes);
     // Submits whatever is due now. Returns the number of messages submitted.
     std::size_t tick();
 
@@ -61,6 +68,9 @@ public:
 private:
     // With m_mutex held.
     std::size_t submit(const std::vector<Emission>& emissions);
+    // Runs one alert-worthy story event through flood control and submits what it raises;
+    // logs when it is counted. Returns the number of messages submitted.
+    std::size_t count_event(const StoryEvent& story);
     void save(Durability durability);
     void clock_loop(const std::stop_token& stop);
 
@@ -69,6 +79,7 @@ private:
     StateStore* m_state;
     mutable std::mutex m_mutex;
     CrashLoops m_loops;
+    EventLedger m_ledger; // the crashes counted lately, by event or from supervisord's log
     std::size_t m_submitted = 0;
     std::condition_variable_any m_wake;
     std::uint64_t m_changes = 0; // bumped (under m_mutex) to wake the clock

@@ -2,11 +2,13 @@
 
 #include "alert/templates.hpp"
 #include "app/channels.hpp"
+#include "app/discard_monitor.hpp"
 #include "app/listener.hpp"
 #include "app/options.hpp"
 #include "app/self_test.hpp"
 #include "app/status.hpp"
 #include "delivery/dispatcher.hpp"
+#include "delivery/mark_file.hpp"
 #include "delivery/spool.hpp"
 #include "protocol/reader.hpp"
 #include "protocol/stream.hpp"
@@ -85,13 +87,18 @@ std::optional<std::pair<int, int>> take_protocol_channel() {
     return std::pair{input, output};
 }
 
+// supervisord's XML-RPC interface, as SUPERVISOR_SERVER_URL and the credentials say.
+std::unique_ptr<SupervisorRpc> make_rpc() {
+    RpcCredentials credentials{process_getenv("SUPERVISOR_USERNAME").value_or(""),
+                               process_getenv("SUPERVISOR_PASSWORD").value_or("")};
+    return std::make_unique<CurlSupervisorRpc>(process_getenv("SUPERVISOR_SERVER_URL").value_or(""),
+                                               std::move(credentials));
+}
+
 // The enrichment stage: the crashed process's log tail and exit status from supervisord's
 // XML-RPC interface, then the --subject/--body templates.
 std::shared_ptr<AlertEnricher> make_enricher(const Options& options, AlertTemplates templates) {
-    RpcCredentials credentials{process_getenv("SUPERVISOR_USERNAME").value_or(""),
-                               process_getenv("SUPERVISOR_PASSWORD").value_or("")};
-    auto rpc = std::make_unique<CurlSupervisorRpc>(
-        process_getenv("SUPERVISOR_SERVER_URL").value_or(""), std::move(credentials));
+    auto rpc = make_rpc();
     CrashDetailsSettings details;
     details.tail_lines = options.tail_lines;
     std::string self_name;
@@ -175,6 +182,25 @@ int serve(const Options& options, std::vector<std::unique_ptr<Transport>> channe
     if (std::size_t pending = dispatcher.recover(); pending > 0) {
         log::info("{} alert(s) pending from an earlier run", pending);
     }
+    DiscardMonitorSettings discard_settings;
+    discard_settings.instance = settings.instance;
+    discard_settings.self_process = settings.self_process;
+    discard_settings.self_group = settings.self_group;
+    discard_settings.context = context;
+    if (settings.loops.rate_limit) {
+        discard_settings.window = settings.loops.rate_limit->window;
+    }
+    discard_settings.watched = [judged = settings](const ProcessStateChange& change) {
+        return judge(change, judged) == Verdict::Kind::alert;
+    };
+    std::unique_ptr<FileMark> mark;
+    if (auto opened = FileMark::open((*spool)->directory() / "pool-serials.mark")) {
+        mark = std::move(*opened);
+    } else {
+        log::error("spool: {}; events supervisord discards cannot be told from a restart",
+                   opened.error());
+    }
+
     protocol::FdSource source(fds->first, g_stop_pipe[0]);
     protocol::FdSink sink(fds->second);
     protocol::Reader reader(source);
@@ -184,8 +210,14 @@ int serve(const Options& options, std::vector<std::unique_ptr<Transport>> channe
         log::info("{} crash-loop stor{} kept from an earlier run", stories,
                   stories == 1 ? "y" : "ies");
     }
+    DiscardMonitor discards(std::move(discard_settings), listener.monitor(), dispatcher,
+                            spool->get(), mark.get(), make_rpc());
+    discards.restore();
+    listener.set_observer(&discards);
     listener.monitor().start_clock();
+    discards.start();
     int status = listener.run();
+    discards.stop();
     listener.monitor().stop_clock();
     if (g_stop_requested != 0) {
         status = EX_OK; // an orderly stop, even if it cut an event short

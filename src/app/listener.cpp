@@ -19,6 +19,23 @@ bool excluded(const std::vector<ProgramPattern>& excludes, const ProcessStateCha
 
 } // namespace
 
+Verdict::Kind judge(const ProcessStateChange& change, const ListenerSettings& settings) {
+    if (!settings.self_process.empty() && change.process_name == settings.self_process &&
+        change.group_name == settings.self_group) {
+        return Verdict::Kind::ignore;
+    }
+    if (!settings.selection.selects(change.group_name, change.process_name) ||
+        excluded(settings.excludes, change)) {
+        return Verdict::Kind::ignore;
+    }
+    bool alerts = settings.states.contains(change.state);
+    if (change.state == "EXITED") {
+        // An EXITED event without "expected" is malformed: never an alert.
+        alerts = alerts && change.expected.has_value() && (!*change.expected || settings.expected);
+    }
+    return alerts ? Verdict::Kind::alert : Verdict::Kind::watch;
+}
+
 Verdict classify(const Event& event, const ListenerSettings& settings) {
     if (!process_state_of(event.header.event_name)) {
         return {};
@@ -29,21 +46,11 @@ Verdict classify(const Event& event, const ListenerSettings& settings) {
                      change.error());
         return {};
     }
-    if (!settings.self_process.empty() && change->process_name == settings.self_process &&
-        change->group_name == settings.self_group) {
+    Verdict::Kind kind = judge(*change, settings);
+    if (kind == Verdict::Kind::ignore) {
         return {};
     }
-    if (!settings.selection.selects(change->group_name, change->process_name) ||
-        excluded(settings.excludes, *change)) {
-        return {};
-    }
-    bool alerts = settings.states.contains(change->state);
-    if (change->state == "EXITED") {
-        // An EXITED event without "expected" is malformed: never an alert.
-        alerts =
-            alerts && change->expected.has_value() && (!*change->expected || settings.expected);
-    }
-    return {alerts ? Verdict::Kind::alert : Verdict::Kind::watch, std::move(*change)};
+    return {kind, std::move(*change)};
 }
 
 std::optional<ProcessStateChange> alert_worthy(const Event& event,
@@ -109,6 +116,9 @@ int Listener::run() {
         }
         const Event& event = **next;
         ++m_events;
+        if (m_observer != nullptr) {
+            m_observer->on_event(event.header);
+        }
         if (first_sight(event.header.serial)) {
             Verdict verdict = classify(event, m_settings);
             if (verdict.kind == Verdict::Kind::alert) {
@@ -116,6 +126,9 @@ int Listener::run() {
             } else if (verdict.kind == Verdict::Kind::watch) {
                 m_monitor.on_other_event(event, verdict.change);
             }
+        }
+        if (m_observer != nullptr) {
+            m_observer->before_answer();
         }
         if (!m_writer.ok_and_ready()) {
             log::error("cannot write to supervisord (stdout): the channel is gone");

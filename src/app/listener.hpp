@@ -56,14 +56,27 @@ struct Verdict {
     ProcessStateChange change; // alert and watch
 };
 
-// Classifies `event` under `settings`: a process is watched when -p/-a select it, -x does
-// not exclude it and it is not crashmail itself. Payloads that do not parse are ignored
+// What a state change is under `settings`: a process is watched when -p/-a select it, -x
+// does not exclude it and it is not crashmail itself; a watched process's change alerts when
+// --state (and for EXITED, expected or --expected) says so.
+Verdict::Kind judge(const ProcessStateChange& change, const ListenerSettings& settings);
+
+// Classifies `event` under `settings` (judge()). Payloads that do not parse are ignored
 // (with a warning).
 Verdict classify(const Event& event, const ListenerSettings& settings);
 
 // The state change if classify() says alert, std::nullopt otherwise.
 std::optional<ProcessStateChange> alert_worthy(const Event& event,
                                                const ListenerSettings& settings);
+
+// Sees every event's header as it arrives and is told just before the event is answered
+// (app/discard_monitor follows the pool serials this way). Both calls are on the event loop.
+class EventObserver {
+public:
+    virtual ~EventObserver() = default;
+    virtual void on_event(const EventHeader& header) = 0;
+    virtual void before_answer() = 0;
+};
 
 class Listener {
 public:
@@ -81,6 +94,8 @@ public:
     std::uint64_t alerts_raised() const { return m_monitor.submitted(); }
     // The crash-loop stories: the caller restores them and runs their clock.
     CrashLoopMonitor& monitor() { return m_monitor; }
+    // `observer` (may be nullptr) must outlive run().
+    void set_observer(EventObserver* observer) { m_observer = observer; }
 
 private:
     // True the first time `serial` is seen; remembers the last k_remembered serials.
@@ -92,6 +107,7 @@ private:
     protocol::Writer& m_writer;
     ListenerSettings m_settings;
     CrashLoopMonitor m_monitor;
+    EventObserver* m_observer = nullptr;
     std::unordered_set<std::uint64_t> m_seen;
     std::deque<std::uint64_t> m_seen_order;
     std::uint64_t m_events = 0;

@@ -4,6 +4,9 @@
 #include "util/time.hpp"
 
 #include <fmt/format.h>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
 #include <system_error>
 #include <vector>
 
@@ -40,6 +43,33 @@ void report_directory(const std::filesystem::path& directory, std::string& out, 
     }
 }
 
+// What the discarded-events monitor kept (app/discard_monitor): a line when supervisord ever
+// discarded events meant for this listener.
+void report_discards(const std::filesystem::path& directory, std::string& out) {
+    std::ifstream in(directory / "discards.state.json");
+    if (!in) {
+        return;
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    auto document = nlohmann::json::parse(text.str(), nullptr, false);
+    if (!document.is_object() || !document.contains("totals") || !document["totals"].is_object()) {
+        out += "unreadable discards.state.json\n";
+        return;
+    }
+    const nlohmann::json& totals = document["totals"];
+    auto discarded = totals.value("discarded", std::uint64_t{0});
+    if (discarded == 0) {
+        return;
+    }
+    out += fmt::format("supervisord discarded {} event(s): {} crash(es) recovered from its log, "
+                       "{} event(s) not recoverable; {} notice(s) sent (set buffer_size=100 or "
+                       "more in the listener's section)\n",
+                       discarded, totals.value("recovered", std::uint64_t{0}),
+                       totals.value("unrecoverable", std::uint64_t{0}),
+                       totals.value("notices", std::uint64_t{0}));
+}
+
 } // namespace
 
 std::string status_report(const std::filesystem::path& root) {
@@ -59,6 +89,7 @@ std::string status_report(const std::filesystem::path& root) {
     for (const auto& directory : directories) {
         out += fmt::format("spool {}\n", directory.string());
         report_directory(directory, out, counts);
+        report_discards(directory, out);
     }
     if (directories.empty()) {
         out += fmt::format("no spool under {}\n", root.string());

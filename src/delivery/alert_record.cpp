@@ -1,5 +1,7 @@
 #include "delivery/alert_record.hpp"
 
+#include "util/json_text.hpp"
+
 #include <nlohmann/json.hpp>
 
 namespace crashmail {
@@ -172,7 +174,7 @@ std::string record_to_json(const AlertRecord& record) {
     }
     // Invalid UTF-8 (it cannot come from supervisord, but a record must always be writable)
     // is replaced rather than thrown on.
-    return document.dump(1, ' ', false, json::error_handler_t::replace);
+    return json_text(document, 1);
 }
 
 std::expected<AlertRecord, std::string> record_from_json(std::string_view text) {

@@ -286,7 +286,8 @@ void CrashDetailsEnricher::start() {
 }
 
 void CrashDetailsEnricher::enrich(Alert& alert) {
-    if (alert.kind == AlertKind::recovery || alert.kind == AlertKind::digest) {
+    if (alert.kind == AlertKind::recovery || alert.kind == AlertKind::digest ||
+        alert.kind == AlertKind::dropped) {
         render_alert_text(alert, m_templates); // nothing crashed: nothing to fetch
         return;
     }

@@ -232,6 +232,21 @@ CurlSupervisorRpc::read_main_log_tail(std::int64_t length, std::chrono::millisec
     return *value->as_string();
 }
 
+namespace {
+
+ProcessInfo process_info_of(const xmlrpc::Value& value) {
+    ProcessInfo info;
+    info.name = string_member(value, "name");
+    info.group = string_member(value, "group");
+    info.statename = string_member(value, "statename");
+    info.spawnerr = string_member(value, "spawnerr");
+    info.exitstatus = int_member(value, "exitstatus");
+    info.pid = int_member(value, "pid");
+    return info;
+}
+
+} // namespace
+
 std::expected<ProcessInfo, RpcError>
 CurlSupervisorRpc::process_info(const std::string& name, std::chrono::milliseconds timeout) {
     auto value = call("supervisor.getProcessInfo", {xmlrpc::Value(name)}, timeout);
@@ -242,14 +257,30 @@ CurlSupervisorRpc::process_info(const std::string& name, std::chrono::millisecon
         return std::unexpected(
             error(RpcError::Kind::malformed, "supervisor.getProcessInfo did not answer a struct"));
     }
-    ProcessInfo info;
-    info.name = string_member(*value, "name");
-    info.group = string_member(*value, "group");
-    info.statename = string_member(*value, "statename");
-    info.spawnerr = string_member(*value, "spawnerr");
-    info.exitstatus = int_member(*value, "exitstatus");
-    info.pid = int_member(*value, "pid");
-    return info;
+    return process_info_of(*value);
+}
+
+std::expected<std::vector<ProcessInfo>, RpcError>
+CurlSupervisorRpc::all_process_info(std::chrono::milliseconds timeout) {
+    auto value = call("supervisor.getAllProcessInfo", {}, timeout);
+    if (!value) {
+        return std::unexpected(value.error());
+    }
+    const xmlrpc::Array* items = value->as_array();
+    if (items == nullptr) {
+        return std::unexpected(error(RpcError::Kind::malformed,
+                                     "supervisor.getAllProcessInfo did not answer an array"));
+    }
+    std::vector<ProcessInfo> out;
+    out.reserve(items->size());
+    for (const xmlrpc::Value& item : *items) {
+        if (item.as_struct() == nullptr) {
+            return std::unexpected(error(RpcError::Kind::malformed,
+                                         "supervisor.getAllProcessInfo answered a non-struct"));
+        }
+        out.push_back(process_info_of(item));
+    }
+    return out;
 }
 
 } // namespace crashmail

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace crashmail {
 
@@ -67,6 +68,9 @@ public:
     // supervisor.getProcessInfo(name).
     virtual std::expected<ProcessInfo, RpcError>
     process_info(const std::string& name, std::chrono::milliseconds timeout) = 0;
+    // supervisor.getAllProcessInfo(): every process supervisord runs.
+    virtual std::expected<std::vector<ProcessInfo>, RpcError>
+    all_process_info(std::chrono::milliseconds timeout) = 0;
     // Where the calls go, for messages: "unix:///run/supervisor.sock".
     virtual std::string server() const = 0;
 };
@@ -108,6 +112,8 @@ public:
     read_main_log_tail(std::int64_t length, std::chrono::milliseconds timeout) override;
     std::expected<ProcessInfo, RpcError> process_info(const std::string& name,
                                                       std::chrono::milliseconds timeout) override;
+    std::expected<std::vector<ProcessInfo>, RpcError>
+    all_process_info(std::chrono::milliseconds timeout) override;
     std::string server() const override { return m_server_url; }
 
     // Sends one call and returns its value (faults, HTTP errors and malformed answers as

@@ -1,5 +1,6 @@
 #include "transport/webhook_payloads.hpp"
 
+#include "util/json_text.hpp"
 #include "util/time.hpp"
 #include "util/utf8.hpp"
 
@@ -125,6 +126,13 @@ std::vector<std::pair<std::string, std::string>> fact_fields(const Alert& alert)
         return {{"Host", or_unknown(alert.host)},
                 {"Alerts", std::to_string(notify_items(alert).size())}};
     }
+    if (alert.kind == AlertKind::dropped) {
+        return {{"Host", or_unknown(alert.host)},
+                {"Discarded", std::to_string(alert.discarded)},
+                {"Recovered", alert.recovered_crashes
+                                  ? std::to_string(*alert.recovered_crashes) + " crash(es)"
+                                  : std::string("not recoverable")}};
+    }
     std::vector<std::pair<std::string, std::string>> fields = {
         {"Process", shown_name(alert)},
         {"State", or_unknown(alert.state)},
@@ -214,6 +222,23 @@ void add_alertmanager_alerts(const Alert& alert, json& out) {
         }
         return;
     }
+    case AlertKind::dropped: {
+        // A notice, not a state that ends: it resolves itself after k_dropped_alert_lifetime.
+        json labels = {{"alertname", k_dropped_alert_name}};
+        if (!alert.host.empty()) {
+            labels["host"] = alert.host;
+        }
+        json annotations = {{"summary", alert.subject},
+                            {"description", alert.body},
+                            {"id", alert.id},
+                            {"discarded", std::to_string(alert.discarded)}};
+        if (alert.recovered_crashes) {
+            annotations["recovered_crashes"] = std::to_string(*alert.recovered_crashes);
+        }
+        out.push_back(alertmanager_alert(std::move(labels), std::move(annotations), alert.time,
+                                         alert.time + k_dropped_alert_lifetime));
+        return;
+    }
     case AlertKind::alert:
     case AlertKind::summary:
         out.push_back(alertmanager_alert(alertmanager_labels(alert, alert.state, alert.expected),
@@ -265,6 +290,12 @@ nlohmann::json webhook_document(const Alert& alert) {
     for (const Alert* item : notify_items(alert)) {
         document["items"].push_back(webhook_document(*item));
     }
+    // Added within version 1: events supervisord discarded (kind "dropped") and alerts
+    // recovered from its log.
+    document["discarded"] = alert.discarded;
+    document["recovered_crashes"] =
+        alert.recovered_crashes ? json(*alert.recovered_crashes) : json(nullptr);
+    document["from_log"] = alert.from_log;
     return document;
 }
 
@@ -308,7 +339,7 @@ nlohmann::json discord_payload(const Alert& alert) {
         fields.push_back(field(name, value));
     }
     int color = k_discord_red;
-    if (alert.kind == AlertKind::summary) {
+    if (alert.kind == AlertKind::summary || alert.kind == AlertKind::dropped) {
         color = k_discord_orange;
     } else if (alert.kind == AlertKind::recovery) {
         color = k_discord_green;
@@ -354,7 +385,7 @@ nlohmann::json alertmanager_payload(const Alert& alert) {
 }
 
 std::string serialize_payload(const nlohmann::json& payload) {
-    return payload.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    return json_text(payload);
 }
 
 } // namespace crashmail

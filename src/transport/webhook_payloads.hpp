@@ -4,6 +4,7 @@
 
 #include "alert/alert.hpp"
 
+#include <chrono>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -19,7 +20,7 @@ inline constexpr int k_webhook_schema_version = 1;
 //   subject, message (the alert's body); added within version 1 (additive): exit_status,
 //   spawn_error, log_tail, log_source ("stderr" or "stdout"), details_note (strings or null);
 //   added within version 1 (additive) for crash loops and digests:
-//     kind ("alert", "summary", "recovery" or "digest"),
+//     kind ("alert", "summary", "recovery", "digest" or "dropped"),
 //     occurrence (int: the event is the Nth of its process's crash-loop story; null unknown),
 //     suppressed (int: events counted instead of sent that this message accounts for),
 //     story_start (RFC 3339 UTC: the story's first event; null when none),
@@ -29,6 +30,13 @@ inline constexpr int k_webhook_schema_version = 1;
 //     items (array: a digest's messages oldest first, each a complete document of this
 //       schema, only those the channel would have got on their own (notify); [] otherwise).
 //   A digest's own event, state, process, group, from_state, pid and expected are null.
+//   added within version 1 (additive) for events supervisord discarded:
+//     discarded (int: events supervisord discarded that a "dropped" notice accounts for; 0
+//       otherwise),
+//     recovered_crashes (int: crashes of them recovered from supervisord's log; null when
+//       they could not be, and for other kinds),
+//     from_log (bool: an alert whose event was discarded, rebuilt from supervisord's log).
+//   A dropped notice's event, state, process, group, from_state, pid and expected are null.
 // Unknown values are null, never missing.
 nlohmann::json webhook_document(const Alert& alert);
 
@@ -59,6 +67,12 @@ nlohmann::json alertmanager_payload(const Alert& alert);
 // "ProcessCrashed" for an unexpected EXITED, "ProcessExited" for an expected one,
 // "ProcessFatal", "ProcessBackoff", ... ("Process" + the state in CamelCase) otherwise.
 std::string alertmanager_alert_name(const Alert& alert);
+
+// A dropped notice's Alertmanager alert: labels alertname and host, annotations summary,
+// description, id, discarded and recovered_crashes; it resolves itself (endsAt) this long
+// after it was sent.
+inline constexpr const char* k_dropped_alert_name = "CrashmailEventsDiscarded";
+inline constexpr std::chrono::hours k_dropped_alert_lifetime{1};
 
 // Serialises a payload the way it goes on the wire: compact, UTF-8, invalid UTF-8 replaced
 // by U+FFFD instead of throwing.

@@ -31,6 +31,54 @@ std::string asctime_local(TimePoint time) {
                        tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
 }
 
+std::optional<TimePoint> parse_asctime_local(std::string_view text) {
+    // YYYY-MM-DD HH:MM:SS,mmm
+    constexpr std::string_view k_shape = "0000-00-00 00:00:00,000";
+    if (text.size() < k_shape.size()) {
+        return std::nullopt;
+    }
+    int digits[17] = {};
+    int count = 0;
+    for (std::size_t i = 0; i < k_shape.size(); ++i) {
+        char c = text[i];
+        if (k_shape[i] == '0') {
+            if (c < '0' || c > '9') {
+                return std::nullopt;
+            }
+            digits[count++] = c - '0';
+        } else if (c != k_shape[i]) {
+            return std::nullopt;
+        }
+    }
+    auto value = [&](int from, int length) {
+        int out = 0;
+        for (int i = from; i < from + length; ++i) {
+            out = out * 10 + digits[i];
+        }
+        return out;
+    };
+    const int month = value(4, 2);
+    const int day = value(6, 2);
+    if (month < 1 || month > 12 || day < 1 || day > 31 || value(8, 2) > 23 || value(10, 2) > 59 ||
+        value(12, 2) > 60) {
+        return std::nullopt;
+    }
+    std::tm tm{};
+    tm.tm_year = value(0, 4) - 1900;
+    tm.tm_mon = value(4, 2) - 1;
+    tm.tm_mday = value(6, 2);
+    tm.tm_hour = value(8, 2);
+    tm.tm_min = value(10, 2);
+    tm.tm_sec = value(12, 2);
+    tm.tm_isdst = -1; // the zone's rules decide (an hour of autumn is ambiguous)
+    std::time_t seconds = ::mktime(&tm);
+    if (seconds == static_cast<std::time_t>(-1)) {
+        return std::nullopt;
+    }
+    return std::chrono::system_clock::from_time_t(seconds) +
+           std::chrono::milliseconds(value(14, 3));
+}
+
 std::string rfc5322_local(TimePoint time) {
     std::tm tm = local_tm(time);
     long offset_minutes = tm.tm_gmtoff / 60;

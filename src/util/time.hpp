@@ -2,7 +2,9 @@
 // Time stamps in the formats mail, superlance and JSON use.
 
 #include <chrono>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace crashmail::timefmt {
 
@@ -11,6 +13,10 @@ using TimePoint = std::chrono::system_clock::time_point;
 // "2026-11-25 22:03:10,123" in local time: what superlance's subject used
 // (supervisor.childutils.get_asctime()).
 std::string asctime_local(TimePoint time);
+
+// The time of asctime_local()'s format ("2026-11-25 22:03:10,123", local time; supervisord's
+// log lines start with it), or std::nullopt when `text` does not start with one.
+std::optional<TimePoint> parse_asctime_local(std::string_view text);
 
 // "Wed, 25 Nov 2026 22:03:10 +0100": an RFC 5322 Date in local time with its offset.
 std::string rfc5322_local(TimePoint time);

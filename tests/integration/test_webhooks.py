@@ -41,6 +41,8 @@ SCHEMA_TYPES = {
     "kind": str, "occurrence": (int, type(None)), "suppressed": int,
     "story_start": (str, type(None)), "window_seconds": (int, type(None)), "resolves": list,
     "items": list,
+    # Added within version 1 (events supervisord discarded).
+    "discarded": int, "recovered_crashes": (int, type(None)), "from_log": bool,
 }
 
 

@@ -5,6 +5,7 @@
 
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -69,6 +70,38 @@ public:
     int saves = 0;
     int scans = 0;
     bool refuse_writes = false;
+};
+
+// A StateStore in memory that counts saves and syncs.
+class MemoryState final : public StateStore {
+public:
+    std::expected<void, std::string> save_state(std::string_view name, const std::string& content,
+                                                Durability durability) override {
+        std::lock_guard lock(mutex);
+        ++saves;
+        last_durability = durability;
+        documents[std::string(name)] = content;
+        return {};
+    }
+    std::expected<void, std::string> sync_state(std::string_view) override {
+        std::lock_guard lock(mutex);
+        ++syncs;
+        return {};
+    }
+    std::expected<std::optional<std::string>, std::string>
+    load_state(std::string_view name) override {
+        std::lock_guard lock(mutex);
+        auto found = documents.find(std::string(name));
+        if (found == documents.end()) {
+            return std::optional<std::string>();
+        }
+        return std::optional<std::string>(found->second);
+    }
+    std::map<std::string, std::string> documents;
+    int saves = 0;
+    int syncs = 0;
+    Durability last_durability = Durability::disk;
+    std::mutex mutex;
 };
 
 } // namespace crashmail::testing

@@ -2,12 +2,14 @@
 
 #include "alert/crash_loop.hpp"
 #include "app/crash_loop_monitor.hpp"
+#include "fake_store.hpp"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 #include <random>
 
 using namespace crashmail;
+using crashmail::testing::MemoryState;
 using namespace std::chrono_literals;
 
 namespace {
@@ -360,37 +362,6 @@ public:
     std::vector<Alert> alerts;
 };
 
-class MemoryState final : public StateStore {
-public:
-    std::expected<void, std::string> save_state(std::string_view name, const std::string& content,
-                                                Durability durability) override {
-        std::lock_guard lock(mutex);
-        ++saves;
-        last_durability = durability;
-        documents[std::string(name)] = content;
-        return {};
-    }
-    std::expected<void, std::string> sync_state(std::string_view) override {
-        std::lock_guard lock(mutex);
-        ++syncs;
-        return {};
-    }
-    std::expected<std::optional<std::string>, std::string>
-    load_state(std::string_view name) override {
-        std::lock_guard lock(mutex);
-        auto found = documents.find(std::string(name));
-        if (found == documents.end()) {
-            return std::optional<std::string>();
-        }
-        return std::optional<std::string>(found->second);
-    }
-    std::map<std::string, std::string> documents;
-    int saves = 0;
-    int syncs = 0;
-    Durability last_durability = Durability::disk;
-    std::mutex mutex;
-};
-
 Event crash_event(std::uint64_t serial) {
     Event out;
     out.header.event_name = "PROCESS_STATE_EXITED";
@@ -423,9 +394,9 @@ TEST_CASE("the monitor saves a count before the event is answered and restores i
         RecordingSink sink;
         CrashLoopMonitor monitor(settings, sink, &state);
         CHECK(monitor.on_alert_event(crash_event(1), change) == 1);
-        CHECK(state.saves == 0); // an alert is in the outbox already: no state write
+        CHECK(state.saves == 1); // the story changed: written before the answer
         CHECK(monitor.on_alert_event(crash_event(2), change) == 0);
-        CHECK(state.saves == 1);                             // counted: written before the answer
+        CHECK(state.saves == 2);                             // counted: written before the answer
         CHECK(state.last_durability == Durability::process); // synced later by the clock
         REQUIRE(sink.alerts.size() == 1);
         CHECK(sink.alerts[0].id == "s1");
@@ -440,6 +411,65 @@ TEST_CASE("the monitor saves a count before the event is answered and restores i
     CHECK(sink.alerts[0].kind == AlertKind::summary);
     CHECK(sink.alerts[0].suppressed == 1);
     CHECK(sink.alerts[0].id.starts_with("m"));
+}
+
+TEST_CASE("a story that only alerted survives a SIGKILL: no second 'first crash', and its "
+          "recovery is still told",
+          "[crash_loop]") {
+    MemoryState state;
+    time_point now = k_t0;
+    CrashLoopMonitorSettings settings;
+    settings.loops = limit(3, 600s);
+    settings.loops.recovery_notices = true;
+    settings.loops.recovery_after = 60s;
+    settings.context = AlertContext{"host", ""};
+    settings.now = [&] { return now; };
+    settings.alert_id = [](const Event& e, std::string_view) {
+        return "s" + std::to_string(e.header.serial);
+    };
+    ProcessStateChange change;
+    change.state = "EXITED";
+    change.process_name = "crashy";
+    change.group_name = "crashy";
+    change.from_state = "RUNNING";
+    change.expected = false;
+    change.pid = 1;
+    {
+        RecordingSink sink;
+        CrashLoopMonitor monitor(settings, sink, &state);
+        CHECK(monitor.on_alert_event(crash_event(1), change) == 1);
+        CHECK(sink.alerts.at(0).body.find("First crash of crashy") != std::string::npos);
+        CHECK(state.saves == 1);
+        CHECK(state.last_durability == Durability::process);
+    } // SIGKILL: nothing else is written
+    RecordingSink sink;
+    CrashLoopMonitor monitor(settings, sink, &state);
+    CHECK(monitor.restore() == 1);
+    now += 5s;
+    change.pid = 2;
+    CHECK(monitor.on_alert_event(crash_event(2), change) == 1);
+    REQUIRE(sink.alerts.size() == 1);
+    CHECK(sink.alerts[0].occurrence == 2);
+    CHECK(sink.alerts[0].body.find("First crash") == std::string::npos);
+    CHECK(sink.alerts[0].body.find("Crash 2 of crashy") != std::string::npos);
+
+    // RUNNING, then another SIGKILL: the recovery clock was kept too.
+    ProcessStateChange running = change;
+    running.state = "RUNNING";
+    running.from_state = "STARTING";
+    running.expected.reset();
+    running.pid = 3;
+    Event running_event = crash_event(3);
+    running_event.header.event_name = "PROCESS_STATE_RUNNING";
+    monitor.on_other_event(running_event, running);
+    CHECK(state.saves == 3);
+    RecordingSink after;
+    CrashLoopMonitor again(settings, after, &state);
+    CHECK(again.restore() == 1);
+    now += 61s;
+    CHECK(again.tick() == 1);
+    REQUIRE(after.alerts.size() == 1);
+    CHECK(after.alerts[0].kind == AlertKind::recovery);
 }
 
 TEST_CASE("the monitor's clock sends a summary without any event", "[crash_loop]") {

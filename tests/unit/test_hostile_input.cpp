@@ -4,12 +4,19 @@
 // answered OK, alerts with safe header text). Each case runs with several read sizes, so no
 // outcome depends on how the bytes arrive.
 
+#include "alert/digest.hpp"
+#include "alert/discard_notice.hpp"
 #include "alert/mail_message.hpp"
 #include "app/listener.hpp"
+#include "delivery/alert_record.hpp"
+#include "fake_store.hpp"
+#include "transport/webhook_payloads.hpp"
+#include "util/json_text.hpp"
 #include "util/utf8.hpp"
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -365,4 +372,85 @@ TEST_CASE("hostile input: trailing white space never folds into a blank header l
     check_mail_headers(alert, LineEnding::crlf);
     std::string message = render_mail(alert, {"a@example.com", {"b@example.com"}}, LineEnding::lf);
     CHECK_THAT(message, Catch::Contains("X-Crashmail-State:             =   B?QQ==\n"));
+}
+
+namespace {
+
+// True when `text` is valid UTF-8 (nlohmann::json's strict parser accepts it only then).
+bool valid_json_text(const std::string& text) {
+    return !nlohmann::json::parse(text, nullptr, false).is_discarded();
+}
+
+} // namespace
+
+TEST_CASE("hostile input: invalid UTF-8 names through flood control, recovery, digest and "
+          "shutdown never abort and never write invalid UTF-8",
+          "[hostile][crash_loop]") {
+    // supervisord on Python 2 sends raw bytes. The second crash is counted (flood control
+    // saves its story), RUNNING starts the recovery clock (saved), the recovery notice is sent
+    // by the clock (saved), the stop saves once more; every alert then goes into a digest, the
+    // spool's record and a webhook body.
+    const std::string name = "\xff\xfe\xc3(\x80 w\xf6rker";
+    testing::MemoryState state;
+    auto now = std::chrono::system_clock::time_point(std::chrono::hours(1));
+    std::string input = crash(1, name) + crash(2, name) + crash(3, name);
+    input +=
+        frame(4, "PROCESS_STATE_RUNNING",
+              fmt::format("processname:{} groupname:{} from_state:STARTING pid:4243", name, name));
+    protocol::StringSource source(input, 7);
+    protocol::StringSink out;
+    protocol::Reader reader(source);
+    protocol::Writer writer(out);
+    RecordingSink sink;
+    ListenerSettings settings;
+    settings.selection = Selection(true, {});
+    settings.context = AlertContext{"host.example.com", "\xff prefix"};
+    settings.now = [&] { return now; };
+    settings.loops.rate_limit = RateLimit{1, std::chrono::seconds(600)};
+    settings.loops.recovery_notices = true;
+    settings.loops.recovery_after = std::chrono::seconds(60);
+    settings.state_store = &state;
+    Listener listener(reader, writer, std::move(settings), sink);
+    int status = EX_SOFTWARE;
+    REQUIRE_NOTHROW(status = listener.run());
+    CHECK(status == EX_OK);
+    CHECK(out.data() == answers(4));
+    CHECK(state.saves >= 3); // alert, count, RUNNING
+    now += std::chrono::seconds(61);
+    REQUIRE_NOTHROW(listener.monitor().tick());
+    REQUIRE_NOTHROW(listener.monitor().stop_clock());
+    for (const auto& [document, text] : state.documents) {
+        INFO(document);
+        CHECK(valid_json_text(text));
+    }
+    REQUIRE(sink.alerts.size() == 2); // the first crash, then the recovery with the count
+    CHECK(sink.alerts[1].kind == AlertKind::recovery);
+    CHECK(sink.alerts[1].suppressed == 2);
+
+    Alert digest = make_digest(sink.alerts, "\xfe", now);
+    AlertRecord record;
+    record.alert = digest;
+    std::string stored;
+    REQUIRE_NOTHROW(stored = record_to_json(record));
+    CHECK(valid_json_text(stored));
+    std::string body;
+    REQUIRE_NOTHROW(body = serialize_payload(webhook_document(digest)));
+    CHECK(valid_json_text(body));
+    REQUIRE_NOTHROW(body = serialize_payload(alertmanager_payload(digest)));
+    CHECK(valid_json_text(body));
+
+    // A notice about discarded events that names such a process.
+    DiscardNotices notices(std::chrono::seconds(600));
+    DiscardReport report;
+    report.discarded = 3;
+    report.recovered = std::map<std::string, std::uint64_t>{{name, 2}};
+    report.problem = "\xff";
+    auto notice = notices.add(report, now);
+    REQUIRE(notice);
+    Alert dropped = discard_alert(*notice, AlertContext{"host", ""}, name, now, "n1");
+    CHECK(dropped.subject.find('\n') == std::string::npos);
+    REQUIRE_NOTHROW(body = serialize_payload(webhook_document(dropped)));
+    CHECK(valid_json_text(body));
+    REQUIRE_NOTHROW(body = json_text(notices.to_json()));
+    CHECK(valid_json_text(body));
 }

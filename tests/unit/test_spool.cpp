@@ -183,6 +183,23 @@ TEST_CASE("status lists pending and failed alerts with channel, attempts and err
     CHECK_THAT(status_report(temp.path / "nothing"), Catch::Contains("no spool under"));
 }
 
+TEST_CASE("status says how many events supervisord discarded and what became of them",
+          "[spool][discards]") {
+    TempDir temp;
+    auto spool = DirectorySpool::open(temp.path / "crashmail");
+    REQUIRE(spool);
+    CHECK_THAT(status_report(temp.path), !Catch::Contains("discarded"));
+    REQUIRE((*spool)->save_state("discards",
+                                 R"({"version":1,"totals":{"discarded":280,"recovered":275,)"
+                                 R"("unrecoverable":0,"notices":2}})",
+                                 Durability::disk));
+    std::string report = status_report(temp.path);
+    CHECK_THAT(report, Catch::Contains("supervisord discarded 280 event(s): 275 crash(es) "
+                                       "recovered from its log, 0 event(s) not recoverable; 2 "
+                                       "notice(s) sent"));
+    CHECK_THAT(report, Catch::Contains("buffer_size=100"));
+}
+
 TEST_CASE("the listener's directory is named after its process", "[spool]") {
     CHECK(listener_spool("/var/spool/crashmail", "crashmail") == "/var/spool/crashmail/crashmail");
     CHECK(listener_spool("/s", "a/b") == "/s/a_b");

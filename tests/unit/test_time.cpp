@@ -48,3 +48,38 @@ TEST_CASE("JSON times are RFC 3339 UTC with milliseconds", "[time]") {
     InZone india("Asia/Kolkata");
     CHECK(rfc3339_utc(k_when) == "2026-11-25T22:03:10.123Z");
 }
+
+TEST_CASE("parse_asctime_local reads asctime_local's format back", "[discards][time]") {
+    for (const char* zone : {"UTC", "Asia/Kolkata", "America/New_York"}) {
+        InZone in(zone);
+        INFO(zone);
+        CHECK(parse_asctime_local(asctime_local(k_when)) == k_when);
+        const TimePoint whole{std::chrono::seconds(1795644190)};
+        CHECK(parse_asctime_local(asctime_local(whole)) == whole);
+    }
+    InZone utc("UTC");
+    CHECK(parse_asctime_local("2026-11-25 22:03:10,123") == k_when);
+    // A log line starts with it: the rest of the line does not matter.
+    CHECK(parse_asctime_local("2026-11-25 22:03:10,123 INFO spawned: 'crasher' with pid 1985") ==
+          k_when);
+    CHECK(parse_asctime_local("2026-11-25 22:03:10,000") ==
+          k_when - std::chrono::milliseconds(123));
+}
+
+TEST_CASE("parse_asctime_local is local time", "[discards][time]") {
+    InZone india("Asia/Kolkata");
+    CHECK(parse_asctime_local("2026-11-26 03:33:10,123") == k_when);
+}
+
+TEST_CASE("parse_asctime_local refuses what is not its format", "[discards][time]") {
+    InZone utc("UTC");
+    for (const char* bad :
+         {"", "garbage", "2026-11-25", "2026-11-25 22:03:10", "2026-11-25 22:03:10.123",
+          "2026-11-25T22:03:10,123", "2026/11/25 22:03:10,123", "2026-11-25 22:03:1,123 ",
+          "x026-11-25 22:03:10,123", "2026-11-25 22:03:10,12x", " 2026-11-25 22:03:10,123",
+          "Traceback (most recent call last):",
+          "22:54:06,675 WARN exited: crasher (exit status 7; not expected)"}) {
+        INFO('"' << bad << '"');
+        CHECK(parse_asctime_local(bad) == std::nullopt);
+    }
+}

@@ -89,11 +89,14 @@ bool is_valid_utf8(const std::string& text) {
 TEST_CASE("the webhook document carries every schema field with its type", "[webhook]") {
     json document = webhook_document(crash_alert());
     const std::vector<std::string> fields = {
-        "version",      "id",      "event",       "state",       "process",     "group",
-        "from_state",   "pid",     "expected",    "serial",      "host",        "time",
-        "subject",      "message", "exit_status", "spawn_error", "log_tail",    "log_source",
-        "details_note", "kind",    "occurrence",  "suppressed",  "story_start", "window_seconds",
-        "resolves",     "items"};
+        "version",    "id",         "event",        "state",
+        "process",    "group",      "from_state",   "pid",
+        "expected",   "serial",     "host",         "time",
+        "subject",    "message",    "exit_status",  "spawn_error",
+        "log_tail",   "log_source", "details_note", "kind",
+        "occurrence", "suppressed", "story_start",  "window_seconds",
+        "resolves",   "items",      "discarded",    "recovered_crashes",
+        "from_log"};
     for (const std::string& field : fields) {
         INFO(field);
         CHECK(document.contains(field));
@@ -124,6 +127,9 @@ TEST_CASE("the webhook document carries every schema field with its type", "[web
     CHECK(document["window_seconds"].is_null());
     CHECK(document["resolves"] == json::array());
     CHECK(document["items"] == json::array());
+    CHECK(document["discarded"] == 0);
+    CHECK(document["recovered_crashes"].is_null());
+    CHECK(document["from_log"] == false);
 }
 
 TEST_CASE("unknown values in the webhook document are null, not missing", "[webhook]") {
