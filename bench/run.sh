@@ -31,7 +31,7 @@ if [ "$(cmake -L -N "$build" 2>/dev/null | sed -n 's/^CMAKE_BUILD_TYPE:STRING=//
 fi
 log=$(mktemp)
 if ! ninja -C "$build" crashmail protocol_driver minimal_listener fsync_cost rss_probe_plain \
-    rss_probe_curl >"$log" 2>&1; then
+    rss_probe_curl gap_check >"$log" 2>&1; then
     cat "$log" >&2
     rm -f "$log"
     echo "bench: the build failed" >&2
@@ -39,4 +39,7 @@ if ! ninja -C "$build" crashmail protocol_driver minimal_listener fsync_cost rss
 fi
 rm -f "$log"
 
+# What following the pool serials (discarded events) costs per event, on its own.
+"$build/bench/gap_check"
+echo
 exec "$python" "$here/scenarios.py" --build "$build" --json "$build/bench/last-run.json" "$@"

@@ -134,7 +134,10 @@ int serve(const Options& options, std::vector<std::unique_ptr<Transport>> channe
         return EX_USAGE;
     }
     std::string listener_name = process_getenv("SUPERVISOR_PROCESS_NAME").value_or("crashmail");
-    auto spool = DirectorySpool::open(listener_spool(spool_root(options), listener_name));
+    const auto spool_directory = listener_spool(spool_root(options), listener_name);
+    std::error_code ignored;
+    const bool spool_used_before = std::filesystem::exists(spool_directory / "lock", ignored);
+    auto spool = DirectorySpool::open(spool_directory);
     if (!spool) {
         log::error("spool: {}", spool.error());
         return EX_CONFIG;
@@ -196,6 +199,11 @@ int serve(const Options& options, std::vector<std::unique_ptr<Transport>> channe
     std::unique_ptr<FileMark> mark;
     if (auto opened = FileMark::open((*spool)->directory() / "pool-serials.mark")) {
         mark = std::move(*opened);
+        if (mark->created() && spool_used_before) {
+            log::info("no pool-serial mark in the spool yet (it was used by an earlier version "
+                      "of crashmail): discarded events are counted from the first event on");
+            discard_settings.first_event_is_baseline = true;
+        }
     } else {
         log::error("spool: {}; events supervisord discards cannot be told from a restart",
                    opened.error());

@@ -93,7 +93,11 @@ DiscardMonitor::DiscardMonitor(DiscardMonitorSettings settings, CrashLoopMonitor
                                std::unique_ptr<SupervisorRpc> rpc)
     : m_settings(std::move(settings)), m_loops(loops), m_sink(sink), m_state(state), m_mark(mark),
       m_rpc(std::move(rpc)), m_started(m_settings.now()), m_serials(m_settings.instance),
-      m_notices(m_settings.window) {}
+      m_notices(m_settings.window) {
+    if (m_settings.first_event_is_baseline) {
+        m_serials.take_first_as_baseline();
+    }
+}
 
 DiscardMonitor::~DiscardMonitor() {
     stop();

@@ -48,6 +48,9 @@ struct DiscardMonitorSettings {
     // How much of supervisord's log is read for one gap (at most the RPC's 8 MiB).
     std::int64_t log_bytes = 2 * 1024 * 1024;
     std::chrono::milliseconds rpc_timeout{5000};
+    // No mark yet, but the spool was used before (by a crashmail that kept none): the first
+    // event starts the count, so that an upgrade is not taken for discarded events.
+    bool first_event_is_baseline = false;
     std::function<std::chrono::system_clock::time_point()> now = std::chrono::system_clock::now;
 };
 

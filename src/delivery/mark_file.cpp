@@ -17,11 +17,16 @@ std::string errno_text(std::string_view what, const std::filesystem::path& path)
 
 std::expected<std::unique_ptr<FileMark>, std::string>
 FileMark::open(const std::filesystem::path& path) {
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    bool created = false;
+    int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0 && errno == ENOENT) {
+        fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        created = fd >= 0;
+    }
     if (fd < 0) {
         return std::unexpected(errno_text("cannot open", path));
     }
-    return std::unique_ptr<FileMark>(new FileMark(path, fd));
+    return std::unique_ptr<FileMark>(new FileMark(path, fd, created));
 }
 
 FileMark::~FileMark() {

@@ -37,11 +37,15 @@ public:
 
     std::expected<void, std::string> save(std::string_view record) override;
     std::expected<std::optional<std::string>, std::string> load() override;
+    // True when open() made the file (there was no mark before).
+    bool created() const { return m_created; }
 
 private:
-    FileMark(std::filesystem::path path, int fd) : m_path(std::move(path)), m_fd(fd) {}
+    FileMark(std::filesystem::path path, int fd, bool created)
+        : m_path(std::move(path)), m_fd(fd), m_created(created) {}
     std::filesystem::path m_path;
     int m_fd = -1;
+    bool m_created = false;
 };
 
 } // namespace crashmail

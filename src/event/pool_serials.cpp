@@ -1,7 +1,6 @@
 #include "event/pool_serials.hpp"
 
 #include <charconv>
-#include <fmt/format.h>
 #include <vector>
 
 namespace crashmail {
@@ -46,7 +45,12 @@ std::string checksum(std::string_view text) {
         hash ^= static_cast<unsigned char>(c);
         hash *= 1099511628211ULL;
     }
-    return fmt::format("{:016x}", hash);
+    char digits[17];
+    for (int i = 15; i >= 0; --i) {
+        digits[i] = "0123456789abcdef"[hash & 0xF];
+        hash >>= 4;
+    }
+    return std::string(digits, 16);
 }
 
 // True when serial `a` comes after `b` in supervisord's sequence (which wraps from
@@ -70,14 +74,35 @@ std::uint64_t between(std::uint64_t last, std::uint64_t next) {
 } // namespace
 
 std::string encode_mark(const PoolMark& mark) {
-    // The instance never holds a space (boot id, pid, start time joined by ':'); "-" stands
-    // for none.
-    std::string body = fmt::format(
-        "{} {} {} {} {} {} {} {} {} {} {} {}", k_mark_magic,
-        mark.instance.empty() ? "-" : mark.instance, mark.pool_serial, mark.serial, mark.seen_ms,
-        mark.pending.first, mark.pending.last, mark.pending.count, mark.pending.at_start ? 1 : 0,
-        mark.pending.since_ms, mark.pending.until_ms, mark.pending.since_earlier_run ? 1 : 0);
-    return body + " " + checksum(body) + "\n";
+    // Built with to_chars: this runs on every event, and fmt::format of a dozen numbers cost
+    // 0.8 us on the benchmark machine (bench/gap_check). The instance never holds a space
+    // (boot id, pid, start time joined by ':'); "-" stands for none.
+    std::string body;
+    body.reserve(160);
+    body += k_mark_magic;
+    body += ' ';
+    body += mark.instance.empty() ? std::string_view("-") : std::string_view(mark.instance);
+    auto append = [&body](auto number) {
+        char digits[24];
+        auto [end, error] = std::to_chars(digits, digits + sizeof digits, number);
+        body += ' ';
+        body.append(digits, end);
+    };
+    append(mark.pool_serial);
+    append(mark.serial);
+    append(mark.seen_ms);
+    append(mark.pending.first);
+    append(mark.pending.last);
+    append(mark.pending.count);
+    append(mark.pending.at_start ? 1 : 0);
+    append(mark.pending.since_ms);
+    append(mark.pending.until_ms);
+    append(mark.pending.since_earlier_run ? 1 : 0);
+    std::string sum = checksum(body);
+    body += ' ';
+    body += sum;
+    body += '\n';
+    return body;
 }
 
 std::optional<PoolMark> decode_mark(std::string_view text) {
@@ -139,7 +164,7 @@ std::optional<SerialGap> PoolSerials::observe(std::uint64_t pool_serial, std::ui
     const bool first = !m_seen;
     std::optional<SerialGap> gap;
     if (first) {
-        if (pool_serial > 0) { // serials start at 0: every earlier one is missing
+        if (pool_serial > 0 && !m_baseline) { // serials start at 0: every earlier one is missing
             gap = SerialGap{0, pool_serial - 1, pool_serial, true, 0, now_ms, false};
         }
     } else {

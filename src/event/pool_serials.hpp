@@ -70,6 +70,10 @@ public:
     // ignored (its serials mean nothing now). Returns true when the mark was taken.
     bool restore(const PoolMark& mark);
 
+    // The first event observed (without a restored mark) starts the count instead of being
+    // measured from 0: for a spool that an earlier crashmail without marks used.
+    void take_first_as_baseline() { m_baseline = true; }
+
     // An event with these serials arrived at `now`. Returns the gap before it, if any.
     std::optional<SerialGap> observe(std::uint64_t pool_serial, std::uint64_t serial,
                                      time_point now);
@@ -83,6 +87,7 @@ private:
     PoolMark m_mark;
     bool m_seen = false;         // a pool serial of this run is known
     bool m_from_earlier = false; // ... and it was seen by an earlier crashmail
+    bool m_baseline = false;     // take_first_as_baseline()
 };
 
 // Merges two gaps into one span (first of the older, last of the newer; counts added).

@@ -164,3 +164,13 @@ TEST_CASE("a mark file that cannot be made is an error naming it", "[discards][m
     REQUIRE_FALSE(mark);
     CHECK_THAT(mark.error(), Catch::Contains(path.string()));
 }
+
+TEST_CASE("a mark file says whether open() made it", "[discards][mark_file]") {
+    TempDir dir;
+    {
+        auto mark = open_mark(dir.path / "mark");
+        CHECK(mark->created());
+    }
+    auto again = open_mark(dir.path / "mark");
+    CHECK_FALSE(again->created());
+}

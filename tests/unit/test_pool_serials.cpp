@@ -316,3 +316,13 @@ TEST_CASE("merge_gaps makes one span of two gaps", "[discards][pool_serials]") {
     CHECK(merge_gaps(older, newer) == SerialGap{4, 16, 8, true, 100, 400, true});
     CHECK(merge_gaps(SerialGap{}, newer) == newer); // nothing older: the newer alone
 }
+
+TEST_CASE("with take_first_as_baseline the first event starts the count (an upgraded spool)",
+          "[discards][pool_serials]") {
+    PoolSerials serials("run");
+    serials.take_first_as_baseline();
+    CHECK_FALSE(serials.observe(500, 900, std::chrono::system_clock::time_point{}));
+    auto gap = serials.observe(503, 903, std::chrono::system_clock::time_point{});
+    REQUIRE(gap);
+    CHECK(gap->count == 2);
+}

@@ -1,3 +1,4 @@
+#include "alert/discard_notice.hpp"
 #include "transport/http_client.hpp"
 #include "transport/webhook_payloads.hpp"
 #include "transport/webhook_transport.hpp"
@@ -729,4 +730,68 @@ TEST_CASE("Slack and Discord show a digest's count and host and stay within limi
     CHECK(embed.dump().size() < 6000);
     CHECK(embed["fields"].size() == 2);
     CHECK(discord_payload(recovery_alert(true))["embeds"][0]["color"] != embed["color"]);
+}
+
+namespace {
+
+Alert dropped_alert(bool recoverable) {
+    DiscardNotices notices(600s);
+    DiscardReport report;
+    report.discarded = 280;
+    if (recoverable) {
+        report.recovered = std::map<std::string, std::uint64_t>{{"web", 200}, {"workers:w1", 75}};
+    } else {
+        report.problem = "supervisord's log cannot be read: HTTP 401 Unauthorized";
+    }
+    auto notice = notices.add(report, std::chrono::system_clock::time_point(1764000000s));
+    REQUIRE(notice);
+    return discard_alert(*notice, AlertContext{"web1.example.com", ""}, "crashmail",
+                         std::chrono::system_clock::time_point(1764000000s), "n0123456789abcdef");
+}
+
+} // namespace
+
+TEST_CASE("a dropped notice in JSON: kind dropped, the counts, no process", "[webhook][discards]") {
+    json document = webhook_document(dropped_alert(true));
+    CHECK(document["kind"] == "dropped");
+    CHECK(document["discarded"] == 280);
+    CHECK(document["recovered_crashes"] == 275);
+    CHECK(document["from_log"] == false);
+    for (const char* field :
+         {"event", "state", "process", "group", "from_state", "pid", "expected"}) {
+        INFO(field);
+        CHECK(document[field].is_null());
+    }
+    CHECK(document["subject"] ==
+          "supervisord discarded 280 events meant for crashmail on web1.example.com");
+    CHECK(webhook_document(dropped_alert(false))["recovered_crashes"].is_null());
+}
+
+TEST_CASE("a dropped notice is its own Alertmanager alert that resolves itself",
+          "[webhook][discards]") {
+    json alerts = alertmanager_payload(dropped_alert(true));
+    REQUIRE(alerts.size() == 1);
+    CHECK(alerts[0]["labels"] ==
+          json({{"alertname", "CrashmailEventsDiscarded"}, {"host", "web1.example.com"}}));
+    CHECK(alerts[0]["annotations"]["discarded"] == "280");
+    CHECK(alerts[0]["annotations"]["recovered_crashes"] == "275");
+    CHECK(alerts[0]["startsAt"] == "2025-11-24T16:00:00.000Z");
+    CHECK(alerts[0]["endsAt"] == "2025-11-24T17:00:00.000Z");
+    CHECK_FALSE(
+        alertmanager_payload(dropped_alert(false))[0]["annotations"].contains("recovered_crashes"));
+}
+
+TEST_CASE("Slack and Discord show a dropped notice's counts", "[webhook][discards]") {
+    std::string slack = serialize_payload(slack_payload(dropped_alert(true)));
+    CHECK(slack.find("*Discarded*\\n280") != std::string::npos);
+    CHECK(slack.find("275 crash(es)") != std::string::npos);
+    json discord = discord_payload(dropped_alert(false));
+    bool found = false;
+    for (const json& field : discord["embeds"][0]["fields"]) {
+        if (field["name"] == "Recovered") {
+            found = true;
+            CHECK(field["value"] == "not recoverable");
+        }
+    }
+    CHECK(found);
 }
