@@ -195,6 +195,7 @@ Alert discard_alert(const DiscardNotice& notice, const AlertContext& context,
         events, section, when);
 
     std::vector<std::string> recovered;
+    recovered.reserve(notice.recovered.size());
     for (const auto& [name, count] : notice.recovered) {
         recovered.push_back(fmt::format("{} {}", header_safe(name), count));
     }

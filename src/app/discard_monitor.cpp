@@ -146,7 +146,8 @@ void DiscardMonitor::restore() {
     if (!m_serials.restore(*mark)) {
         return; // another supervisord run: its serials mean nothing now
     }
-    if (mark->pending.count > 0 && !(settled_last && mark->pending.last <= *settled_last)) {
+    const bool settled = settled_last && mark->pending.last <= *settled_last;
+    if (mark->pending.count > 0 && !settled) {
         m_pending = mark->pending; // found by an earlier crashmail, never settled
     }
 }
@@ -307,10 +308,10 @@ DiscardReport DiscardMonitor::recover(const SerialGap& gap) {
     } else if (parsed.run_start) {
         since = *parsed.run_start - std::chrono::milliseconds(1);
     } else {
-        problems.push_back(cut ? "supervisord's log was read back to its last few MiB only, "
-                                 "not to its start; earlier crashes could not be checked"
-                               : "supervisord's log no longer reaches back to its start "
-                                 "(rotated?); earlier crashes could not be checked");
+        problems.emplace_back(cut ? "supervisord's log was read back to its last few MiB only, "
+                                    "not to its start; earlier crashes could not be checked"
+                                  : "supervisord's log no longer reaches back to its start "
+                                    "(rotated?); earlier crashes could not be checked");
     }
 
     std::map<std::string, std::vector<std::string>> groups;

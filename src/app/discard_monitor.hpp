@@ -47,7 +47,7 @@ struct DiscardMonitorSettings {
     std::chrono::seconds lookback{30};
     // How much of supervisord's log is read for one gap (at most the RPC's 8 MiB).
     std::int64_t log_bytes = 2 * 1024 * 1024;
-    std::chrono::milliseconds rpc_timeout{5000};
+    std::chrono::milliseconds rpc_timeout{2000}; // each call (a stop waits for at most two)
     // No mark yet, but the spool was used before (by a crashmail that kept none): the first
     // event starts the count, so that an upgrade is not taken for discarded events.
     bool first_event_is_baseline = false;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <vector>
 
 using namespace crashmail;
 using namespace std::chrono_literals;
@@ -267,14 +268,12 @@ TEST_CASE("a pending gap travels in the mark", "[discards][pool_serials]") {
 }
 
 TEST_CASE("encode_mark and decode_mark round trip", "[discards][pool_serials]") {
-    for (const PoolMark& mark : {full_mark(), PoolMark{}, [] {
-                                     PoolMark big = full_mark();
-                                     big.pool_serial = k_max_serial;
-                                     big.serial = k_max_serial;
-                                     big.pending =
-                                         SerialGap{k_max_serial, 0, 2, true, 0, ms(k_t0), false};
-                                     return big;
-                                 }()}) {
+    PoolMark big = full_mark();
+    big.pool_serial = k_max_serial;
+    big.serial = k_max_serial;
+    big.pending = SerialGap{k_max_serial, 0, 2, true, 0, ms(k_t0), false};
+    const std::vector<PoolMark> marks = {full_mark(), PoolMark{}, big};
+    for (const PoolMark& mark : marks) {
         std::string text = encode_mark(mark);
         INFO(text);
         CHECK(text.starts_with("crashmail-mark 1 "));
