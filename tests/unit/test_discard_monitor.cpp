@@ -441,3 +441,21 @@ TEST_CASE("captured headers: a whole session has no gap; cut events are the gap;
         CHECK_FALSE(second.observe(headers[0].pool_serial, headers[0].serial, k_t0));
     }
 }
+
+TEST_CASE("a log that does not reach back to the gap says so in the notice",
+          "[discards][discard_monitor]") {
+    Rig rig;
+    rig.start();
+    rig.clock.advance(10s);
+    rig.other(0);
+    // Rotated: the log begins 20 s after the last event before the gap.
+    rig.rpc->main_log = crash_lines("web", 200, 201, k_t0 + 30s);
+    rig.clock.advance(30s);
+    rig.other(4);
+    rig.discards->wait_idle();
+    REQUIRE(wait_for(rig.sink, AlertKind::dropped, 1));
+    Alert notice = rig.sink.of_kind(AlertKind::dropped).at(0);
+    CHECK(notice.recovered_crashes == 2);
+    CHECK(notice.body.find("Note: supervisord's log reaches only back to") != std::string::npos);
+    CHECK(notice.body.find("crashes before that could not be checked") != std::string::npos);
+}
