@@ -6,9 +6,11 @@
 #include <climits>
 #include <csignal>
 #include <ctime>
+#include <expected>
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <system_error>
@@ -40,6 +42,11 @@ public:
     explicit UniqueFd(int fd) : m_fd(fd) {}
     UniqueFd(const UniqueFd&) = delete;
     UniqueFd& operator=(const UniqueFd&) = delete;
+    UniqueFd(UniqueFd&& other) noexcept : m_fd(other.release()) {}
+    UniqueFd& operator=(UniqueFd&& other) noexcept {
+        reset(other.release());
+        return *this;
+    }
     ~UniqueFd() { reset(); }
 
     int get() const { return m_fd; }
@@ -56,35 +63,6 @@ private:
     int m_fd = -1;
 };
 
-// Blocks SIGPIPE in the calling thread while it lives, so a write to a pipe whose reader has
-// gone returns EPIPE instead of killing the process, whatever SIGPIPE's disposition is.
-class SigpipeBlock {
-public:
-    SigpipeBlock() {
-        sigset_t pipe_only;
-        sigemptyset(&pipe_only);
-        sigaddset(&pipe_only, SIGPIPE);
-        pthread_sigmask(SIG_BLOCK, &pipe_only, &m_previous);
-    }
-    SigpipeBlock(const SigpipeBlock&) = delete;
-    SigpipeBlock& operator=(const SigpipeBlock&) = delete;
-    ~SigpipeBlock() { pthread_sigmask(SIG_SETMASK, &m_previous, nullptr); }
-
-    // Takes back the SIGPIPE that a write failing with EPIPE raised in this thread, so it is
-    // not delivered when the previous mask is restored.
-    static void consume_pending() {
-        sigset_t pipe_only;
-        sigemptyset(&pipe_only);
-        sigaddset(&pipe_only, SIGPIPE);
-        const timespec zero{};
-        while (sigtimedwait(&pipe_only, nullptr, &zero) < 0 && errno == EINTR) {
-        }
-    }
-
-private:
-    sigset_t m_previous{};
-};
-
 int poll_timeout_ms(Clock::time_point now, Clock::time_point limit) {
     if (limit <= now) {
         return 0;
@@ -95,20 +73,16 @@ int poll_timeout_ms(Clock::time_point now, Clock::time_point limit) {
 }
 
 // The parent's side of a running shell: its pid, an optional pidfd that becomes readable
-// when it exits, the write end of its stdin and the read end of its stdout+stderr.
+// when it exits, and the read end of its stdout+stderr.
 class RunningChild {
 public:
-    RunningChild(pid_t pid, int to_child, int from_child, std::string_view input)
-        : m_pid(pid), m_to_child(to_child), m_from_child(from_child), m_input(input) {
+    RunningChild(pid_t pid, int from_child) : m_pid(pid), m_from_child(from_child) {
         // -1 on kernels without pidfds: the shell is then checked for exit by polling. (The
         // syscall directly: glibc 2.36's <sys/pidfd.h> lacks extern "C" for C++.)
         m_pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-        if (m_input.empty()) {
-            m_to_child.reset();
-        }
     }
 
-    // Feeds input and reads output until the shell has exited or `limit` has passed.
+    // Reads output until the shell has exited or `limit` has passed.
     // Returns true if the shell has exited (it is not reaped yet).
     bool pump_until_exit(Clock::time_point limit) {
         while (!has_exited()) {
@@ -122,9 +96,8 @@ public:
     }
 
     // Reads output until every writer has closed it or `limit` has passed, then stops
-    // reading. Closes the input first: nobody is left to read it.
+    // reading.
     void drain_output_until(Clock::time_point limit) {
-        m_to_child.reset();
         while (m_from_child.valid()) {
             const auto now = Clock::now();
             if (now >= limit) {
@@ -134,8 +107,6 @@ public:
         }
         m_from_child.reset();
     }
-
-    void close_input() { m_to_child.reset(); }
 
     // Sends `signal` to the shell's whole process group. Only valid before reap(): until
     // then the shell's pid (the group id) cannot be reused.
@@ -157,7 +128,6 @@ public:
         }
         result.output = std::move(m_output);
         result.output_truncated = m_output_truncated;
-        result.input_written = m_written;
     }
 
 private:
@@ -180,17 +150,12 @@ private:
         return m_exited;
     }
 
-    // One poll() round: waits until input can be written, output can be read, the shell
-    // exits (when `watch_exit`) or `limit` passes, and moves what it can.
+    // One poll() round: waits until output can be read, the shell exits (when
+    // `watch_exit`) or `limit` passes, and reads what it can.
     void wait_and_transfer(Clock::time_point now, Clock::time_point limit, bool watch_exit) {
-        std::array<pollfd, 3> fds{};
+        std::array<pollfd, 2> fds{};
         nfds_t count = 0;
-        int input_index = -1;
         int output_index = -1;
-        if (m_to_child.valid()) {
-            input_index = static_cast<int>(count);
-            fds[count++] = pollfd{m_to_child.get(), POLLOUT, 0};
-        }
         if (m_from_child.valid()) {
             output_index = static_cast<int>(count);
             fds[count++] = pollfd{m_from_child.get(), POLLIN, 0};
@@ -207,36 +172,8 @@ private:
         if (ready <= 0) {
             return; // timeout or EINTR: the caller looks at the clock and the child again
         }
-        if (input_index >= 0 && fds[input_index].revents != 0) {
-            write_input();
-        }
         if (output_index >= 0 && fds[output_index].revents != 0) {
             read_output();
-        }
-    }
-
-    void write_input() {
-        while (m_to_child.valid()) {
-            const std::size_t left = m_input.size() - m_written;
-            const ssize_t n =
-                ::write(m_to_child.get(), m_input.data() + m_written, std::min(left, k_chunk));
-            if (n < 0) {
-                if (errno == EINTR) {
-                    continue;
-                }
-                if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                    return;
-                }
-                if (errno == EPIPE) {
-                    SigpipeBlock::consume_pending();
-                }
-                m_to_child.reset(); // the child stopped reading: not an error by itself
-                return;
-            }
-            m_written += static_cast<std::size_t>(n);
-            if (m_written == m_input.size()) {
-                m_to_child.reset(); // end of input
-            }
         }
     }
 
@@ -268,10 +205,7 @@ private:
 
     pid_t m_pid;
     UniqueFd m_pidfd;
-    UniqueFd m_to_child;
     UniqueFd m_from_child;
-    std::string_view m_input;
-    std::size_t m_written = 0;
     std::string m_output;
     bool m_output_truncated = false;
     bool m_exited = false;
@@ -333,20 +267,48 @@ private:
 
 } // namespace
 
+namespace {
+
+// A memory-backed file holding `input`, positioned at its start, or an error number.
+std::expected<UniqueFd, int> input_file(std::string_view input) {
+    UniqueFd file(::memfd_create("crashmail-input", MFD_CLOEXEC));
+    if (!file.valid()) {
+        return std::unexpected(errno);
+    }
+    std::size_t written = 0;
+    while (written < input.size()) {
+        const ssize_t n = ::write(file.get(), input.data() + written, input.size() - written);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return std::unexpected(errno);
+        }
+        written += static_cast<std::size_t>(n);
+    }
+    if (::lseek(file.get(), 0, SEEK_SET) != 0) {
+        return std::unexpected(errno);
+    }
+    return file;
+}
+
+} // namespace
+
 SubprocessResult run_shell_command(const std::string& command, std::string_view input,
                                    std::chrono::milliseconds timeout) {
     SubprocessResult result;
     const auto deadline = Clock::now() + timeout;
-    const SigpipeBlock sigpipe_block;
 
-    std::array<int, 2> input_pipe{-1, -1};
-    std::array<int, 2> output_pipe{-1, -1};
-    if (::pipe2(input_pipe.data(), O_CLOEXEC) != 0) {
-        result.start_error = error_text("pipe", errno);
+    // stdin is a file holding the whole input, not a pipe fed as the child reads: if crashmail
+    // dies (SIGKILL) while the child reads, the child still reads all of it, never a cut
+    // message that a real sendmail would send.
+    auto child_stdin = input_file(input);
+    if (!child_stdin) {
+        result.start_error =
+            error_text("cannot hold the input in memory (memfd)", child_stdin.error());
         return result;
     }
-    UniqueFd child_stdin(input_pipe[0]);
-    UniqueFd to_child(input_pipe[1]);
+    std::array<int, 2> output_pipe{-1, -1};
     if (::pipe2(output_pipe.data(), O_CLOEXEC) != 0) {
         result.start_error = error_text("pipe", errno);
         return result;
@@ -355,7 +317,7 @@ SubprocessResult run_shell_command(const std::string& command, std::string_view 
     UniqueFd child_output(output_pipe[1]);
 
     SpawnSetup setup;
-    if (int rc = setup.prepare(child_stdin.get(), child_output.get()); rc != 0) {
+    if (int rc = setup.prepare(child_stdin->get(), child_output.get()); rc != 0) {
         result.start_error = error_text("posix_spawn setup", rc);
         return result;
     }
@@ -371,18 +333,15 @@ SubprocessResult run_shell_command(const std::string& command, std::string_view 
         return result;
     }
     result.started = true;
-    child_stdin.reset();
     child_output.reset();
-    ::fcntl(to_child.get(), F_SETFL, ::fcntl(to_child.get(), F_GETFL) | O_NONBLOCK);
     ::fcntl(from_child.get(), F_SETFL, ::fcntl(from_child.get(), F_GETFL) | O_NONBLOCK);
 
-    RunningChild child(pid, to_child.release(), from_child.release(), input);
+    RunningChild child(pid, from_child.release());
 
     if (child.pump_until_exit(deadline)) {
         child.drain_output_until(Clock::now() + k_output_grace);
     } else {
         result.timed_out = true;
-        child.close_input();
         child.signal_group(SIGTERM);
         child.pump_until_exit(Clock::now() + k_kill_grace);
         // Also when the shell obeyed: whatever it left behind in its group goes now.
@@ -390,6 +349,10 @@ SubprocessResult run_shell_command(const std::string& command, std::string_view 
         child.drain_output_until(Clock::now());
     }
     child.reap(result);
+    // The child shares the file's offset: how far it read.
+    const off_t offset = ::lseek(child_stdin->get(), 0, SEEK_CUR);
+    result.input_written =
+        offset < 0 ? 0 : std::min(static_cast<std::size_t>(offset), input.size());
     return result;
 }
 

@@ -18,7 +18,7 @@ struct SubprocessResult {
     std::optional<int> signal;     // set when the shell was killed by a signal
     std::string output;            // the child's stdout and stderr, first 8 KiB kept
     bool output_truncated = false; // more than `output` was printed (and read and dropped)
-    std::size_t input_written = 0; // bytes of the input the child's stdin pipe accepted
+    std::size_t input_written = 0; // bytes of the input the child read (its stdin's offset)
 
     // True when the command ran, finished in time and exited with status 0.
     bool succeeded() const { return started && !timed_out && exit_code == 0; }
@@ -28,15 +28,17 @@ struct SubprocessResult {
 inline constexpr std::size_t k_subprocess_output_limit = 8 * 1024;
 
 // Runs `/bin/sh -c command` in a new process group, with the environment inherited, stdin a
-// pipe fed with `input`, and stdout and stderr both captured through one pipe (never
-// inherited from crashmail). No other file descriptor of crashmail reaches the child, and
-// signals it ignores or blocks are back to their defaults there. Input and output are handled
-// concurrently, so neither big input nor big output can deadlock; a child that stops reading
-// its stdin (or exits without reading it) is not an error by itself: input_written tells how
-// far it got. Returns once the shell has exited and been reaped; output still held open by a
-// background grandchild is read for a short grace period after the shell exits, then dropped.
-// When `timeout` passes first, the whole process group gets SIGTERM, then SIGKILL one second
-// later, and the shell is reaped: no zombie is left, timed_out is set. Thread-safe.
+// memory-backed file (memfd) that holds all of `input` before the command starts, and stdout
+// and stderr both captured through one pipe (never inherited from crashmail). Because the
+// input is a file and not a pipe fed while the child reads, a crash of crashmail (SIGKILL
+// included) can never hand the command a cut message. No other file descriptor of crashmail
+// reaches the child, and signals it ignores or blocks are back to their defaults there. A
+// child that stops reading its stdin (or exits without reading it) is not an error by
+// itself: input_written tells how far it read. Returns once the shell has exited and been
+// reaped; output still held open by a background grandchild is read for a short grace period
+// after the shell exits, then dropped. When `timeout` passes first, the whole process group
+// gets SIGTERM, then SIGKILL one second later, and the shell is reaped: no zombie is left,
+// timed_out is set. Thread-safe.
 SubprocessResult run_shell_command(const std::string& command, std::string_view input,
                                    std::chrono::milliseconds timeout);
 

@@ -507,5 +507,45 @@ class TestKilledDuringStorm(Base):
                     crashes, kills, seed, len(mails), len(mails) - crashes))
 
 
+
+class TestSendmailReadsAFile(Base):
+    def test_sigkill_while_the_command_reads_leaves_it_the_whole_message(self):
+        """The rendered message is a file on the command's stdin, not a pipe fed while it
+        reads: crashmail killed meanwhile cannot cut it (a pipe gave 65,536 bytes of ~137 KB,
+        which a real sendmail would have sent)."""
+        out = h.tmpdir()
+        script = os.path.join(out, "slow-sendmail")
+        with open(script, "w") as f:
+            f.write("#!/bin/sh\n: > %s/started.$$\nsleep 3\ncat > %s/part.$$ && "
+                    "mv %s/part.$$ %s/message.$$\n" % (out, out, out, out))
+        os.chmod(script, 0o755)
+        # 1,000 lines of 100 characters on stderr, then the crash; --tail puts them in the mail.
+        big = h.program_section(
+            "big", "/bin/sh -c 'i=0; while [ $i -lt 1000 ]; do printf \"%0100d\\\\n\" $i >&2; "
+                   "i=$((i+1)); done; sleep 0.5; exit 3'",
+            autostart=True, autorestart=False, startsecs=0)
+        sup = self.supervisord(["-p", "big", "-m", RCPT, "-s", script, "--tail", "1000"],
+                               programs=[big])
+        with sup:
+            h.wait_until(lambda: any(n.startswith("started.") for n in os.listdir(out)), 30,
+                         what="the sendmail command to start")
+            pid = rh.process_pid(sup, "crashmail")
+            os.kill(pid, signal.SIGKILL)
+            sup.wait_for_log(r"exited: crashmail \(terminated by SIGKILL; not expected\)")
+            h.wait_until(lambda: any(n.startswith("message.") for n in os.listdir(out)), 20,
+                         what="the command to finish reading")
+            time.sleep(1)
+            messages = [n for n in os.listdir(out) if n.startswith("message.")]
+            self.assertGreaterEqual(len(messages), 1)
+            for name in messages:
+                with open(os.path.join(out, name), "rb") as f:
+                    raw = f.read()
+                self.assertGreater(len(raw), 100000, name)
+                mail = email.message_from_bytes(raw, policy=email.policy.default)
+                body = mail.get_body(("plain",)).get_content()
+                self.assertIn("Last 1000 lines of stderr", body)
+                self.assertIn("%0100d" % 999, body)  # the last line arrived
+
+
 if __name__ == "__main__":
     unittest.main()
