@@ -64,6 +64,14 @@ json alert_to_json(const Alert& alert) {
     if (alert.story_start != Clock::time_point{}) {
         a["story_start_ms"] = to_millis(alert.story_start);
     }
+    if (alert.kind == AlertKind::dropped) {
+        a["discarded"] = alert.discarded;
+        a["recovered_crashes"] =
+            alert.recovered_crashes ? json(*alert.recovered_crashes) : json(nullptr);
+    }
+    if (alert.from_log) {
+        a["from_log"] = true;
+    }
     for (const ResolvedAlert& resolved : alert.resolves) {
         a["resolves"].push_back({{"state", resolved.state}, {"expected", resolved.expected}});
     }
@@ -117,6 +125,12 @@ Alert alert_from_json(const json& a) {
         }
     }
     alert.notify = a.value("notify", true);
+    alert.discarded = a.value("discarded", std::uint64_t{0});
+    if (auto recovered = a.find("recovered_crashes");
+        recovered != a.end() && recovered->is_number_unsigned()) {
+        alert.recovered_crashes = recovered->get<std::uint64_t>();
+    }
+    alert.from_log = a.value("from_log", false);
     if (auto items = a.find("items"); items != a.end() && items->is_array()) {
         for (const json& item : *items) {
             alert.items.push_back(alert_from_json(item));

@@ -50,6 +50,35 @@ TEST_CASE("a record keeps the crash-loop fields through JSON", "[record]") {
     CHECK(back->alert.items.empty());
 }
 
+TEST_CASE("a record keeps a dropped notice's counts and a recovered alert's origin",
+          "[record][discards]") {
+    AlertRecord notice;
+    notice.alert = story_alert("n1");
+    notice.alert.kind = AlertKind::dropped;
+    notice.alert.discarded = 280;
+    notice.alert.recovered_crashes = 275;
+    auto back = record_from_json(record_to_json(notice));
+    REQUIRE(back);
+    CHECK(back->alert.kind == AlertKind::dropped);
+    CHECK(back->alert.discarded == 280);
+    CHECK(back->alert.recovered_crashes == 275);
+    notice.alert.recovered_crashes.reset();
+    back = record_from_json(record_to_json(notice));
+    REQUIRE(back);
+    CHECK_FALSE(back->alert.recovered_crashes.has_value());
+
+    AlertRecord recovered;
+    recovered.alert = story_alert("g1");
+    recovered.alert.from_log = true;
+    back = record_from_json(record_to_json(recovered));
+    REQUIRE(back);
+    CHECK(back->alert.from_log);
+    recovered.alert.from_log = false;
+    back = record_from_json(record_to_json(recovered));
+    REQUIRE(back);
+    CHECK_FALSE(back->alert.from_log);
+}
+
 TEST_CASE("a digest record keeps its items and the held flag through JSON", "[record]") {
     AlertRecord record;
     record.held = true;
