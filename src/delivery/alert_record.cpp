@@ -153,24 +153,6 @@ std::string_view status_name(ChannelState::Status status) {
     return "pending";
 }
 
-bool AlertRecord::settled() const {
-    for (const auto& [key, state] : channels) {
-        if (state.status == ChannelState::Status::pending) {
-            return false;
-        }
-    }
-    return true;
-}
-
-bool AlertRecord::delivered_everywhere() const {
-    for (const auto& [key, state] : channels) {
-        if (state.status != ChannelState::Status::delivered) {
-            return false;
-        }
-    }
-    return true;
-}
-
 std::string record_to_json(const AlertRecord& record) {
     json document = {
         {"version", 1},

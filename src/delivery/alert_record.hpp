@@ -34,11 +34,8 @@ struct AlertRecord {
     // the batch window ends the dispatcher stores one digest of all held records and removes
     // them.
     bool held = false;
-
-    // True when no channel is pending any more.
-    bool settled() const;
-    // True when every channel delivered.
-    bool delivered_everywhere() const;
+    // (Whether a record is settled depends on which channels are configured now: the
+    // dispatcher decides it, not the record.)
 };
 
 // Serialises a record as JSON (version 1). Unknown fields are ignored when reading, so a

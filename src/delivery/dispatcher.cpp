@@ -517,7 +517,7 @@ void Dispatcher::finish_enrichment(const std::string& id, Alert alert) {
         if (unsaved != m_unsaved.end()) {
             unsaved->second = record;
             in_memory = true;
-        } else if (auto saved = m_store.save(record); !saved) {
+        } else if (auto saved = m_store.update(record); !saved) {
             log::error("cannot store the details of alert {} in the spool ({}); delivering it "
                        "from memory",
                        id, saved.error());
@@ -687,16 +687,20 @@ Dispatcher::record_outcome(const std::string& id, const Worker& worker,
         }
     }
 
-    // Channels of an earlier configuration that are gone do not hold a record back.
+    // Channels of an earlier configuration that are gone neither hold a record back nor make
+    // it a failure: only the configured channels' outcomes count.
     bool settled = true;
+    bool failed = false;
     for (const auto& [key, channel] : record.channels) {
         bool configured = false;
         for (const auto& candidate : m_workers) {
             configured = configured || candidate->key == key;
         }
-        if (configured && channel.status == ChannelState::Status::pending) {
-            settled = false;
+        if (!configured) {
+            continue;
         }
+        settled = settled && channel.status != ChannelState::Status::pending;
+        failed = failed || channel.status == ChannelState::Status::failed;
     }
     if (in_memory) {
         if (settled) {
@@ -708,8 +712,8 @@ Dispatcher::record_outcome(const std::string& id, const Worker& worker,
     }
     std::expected<void, std::string> stored;
     if (!settled) {
-        stored = m_store.save(record);
-    } else if (record.delivered_everywhere()) {
+        stored = m_store.update(record);
+    } else if (!failed) {
         stored = m_store.remove(id);
     } else {
         stored = m_store.fail(record);

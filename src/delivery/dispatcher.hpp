@@ -3,8 +3,10 @@
 // the outbox (AlertStore) for the channels that want it (Transport::wants(); an alert no
 // channel wants is not stored at all) and returns; each channel has its own worker thread that
 // delivers due alerts, retries transient failures with backoff, and settles the record (removed
-// when delivered everywhere, moved to failed/ when a channel gave up). The event loop never waits
-// for a delivery, and a slow or dead channel never delays another.
+// when every configured channel delivered, moved to failed/ when one gave up; channels no longer
+// configured do not count). submit()'s write is the alert's one fsync; later versions are
+// AlertStore::update()s. The event loop never waits for a delivery, and a slow or dead channel
+// never delays another.
 
 #include "alert/alert.hpp"
 #include "delivery/alert_record.hpp"

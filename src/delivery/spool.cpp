@@ -177,6 +177,14 @@ std::expected<void, std::string> DirectorySpool::save(const AlertRecord& record)
                       m_pending_fd, record_to_json(record));
 }
 
+std::expected<void, std::string> DirectorySpool::update(const AlertRecord& record) {
+    if (!valid_id(record.alert.id)) {
+        return std::unexpected("invalid alert id '" + record.alert.id + "'");
+    }
+    return write_file(m_directory / "pending" / (record.alert.id + std::string(k_suffix)),
+                      m_pending_fd, record_to_json(record), Durability::process);
+}
+
 std::expected<std::optional<AlertRecord>, std::string> DirectorySpool::load(const std::string& id) {
     if (!valid_id(id)) {
         return std::unexpected("invalid alert id '" + id + "'");

@@ -27,6 +27,12 @@ public:
     // Writes the record durably under pending/ (replacing an older version): when this
     // returns success the record survives a crash of crashmail or of the machine.
     virtual std::expected<void, std::string> save(const AlertRecord& record) = 0;
+    // Replaces a record save() stored with a newer version of it (details added, a retry
+    // counted), atomically but without fsync: it survives a crash of crashmail; after a crash
+    // of the machine the older version may be back, which is still a valid record (sent
+    // again, or enriched again: at least once). One fsynced write per alert is the promise
+    // made to supervisord; later writes need not pay for it again.
+    virtual std::expected<void, std::string> update(const AlertRecord& record) = 0;
     // Reads a pending record; std::nullopt when there is none by that id (settled since).
     virtual std::expected<std::optional<AlertRecord>, std::string> load(const std::string& id) = 0;
     // Removes a pending record (delivered everywhere).
@@ -72,6 +78,7 @@ public:
     ~DirectorySpool() override;
 
     std::expected<void, std::string> save(const AlertRecord& record) override;
+    std::expected<void, std::string> update(const AlertRecord& record) override;
     std::expected<std::optional<AlertRecord>, std::string> load(const std::string& id) override;
     std::expected<void, std::string> remove(const std::string& id) override;
     std::expected<void, std::string> fail(const AlertRecord& record) override;

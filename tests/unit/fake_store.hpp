@@ -22,6 +22,13 @@ public:
         pending[record.alert.id] = record;
         return {};
     }
+    std::expected<void, std::string> update(const AlertRecord& record) override {
+        {
+            std::lock_guard lock(mutex);
+            ++updates;
+        }
+        return save(record);
+    }
     std::expected<std::optional<AlertRecord>, std::string> load(const std::string& id) override {
         std::lock_guard lock(mutex);
         auto found = pending.find(id);
@@ -67,7 +74,8 @@ public:
     std::map<std::string, AlertRecord> pending;
     std::map<std::string, AlertRecord> failed;
     std::vector<std::string> removed;
-    int saves = 0;
+    int saves = 0;   // every write, updates included
+    int updates = 0; // of them, the unsynced ones (update())
     int scans = 0;
     bool refuse_writes = false;
 };

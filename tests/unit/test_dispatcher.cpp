@@ -308,6 +308,27 @@ TEST_CASE("recover delivers what an earlier run left pending, skipping channels 
     CHECK(b->delivered.empty());
 }
 
+TEST_CASE("a channel removed from the configuration neither holds a record back nor fails it",
+          "[dispatcher]") {
+    FakeStore store;
+    Channels channels;
+    auto a = channels.add("a");
+    // An earlier run had channels a and "gone"; gone's delivery was still pending.
+    AlertRecord old;
+    old.alert = alert("old");
+    old.channels[channel_key(*channels.list[0])].name = "a";
+    old.channels["0123456789abcdef"].name = "gone";
+    store.pending["old"] = old;
+    Dispatcher dispatcher(std::move(channels.list), store, fast_retries());
+    CHECK(dispatcher.recover() == 1);
+    REQUIRE(wait_for(a, 1));
+    REQUIRE(eventually([&] { return store.pending_count() == 0; }));
+    CHECK(dispatcher.shutdown(5s) == 0);
+    std::lock_guard lock(store.mutex);
+    CHECK(store.failed.empty()); // delivered everywhere it can go: removed, not failed
+    CHECK(store.removed == std::vector<std::string>{"old"});
+}
+
 TEST_CASE("a backlog larger than the queue is read back from the store", "[dispatcher]") {
     FakeStore store;
     Channels channels;
@@ -432,6 +453,26 @@ TEST_CASE("with an enricher the channels get the enriched alert, stored before d
     CHECK(kept->delivered[0].subject == "enriched 1");
     CHECK(kept->delivered[0].exit_status == "exit status 3");
     CHECK(enricher->enriched == std::vector<std::string>{"1"});
+    // One durable (fsynced) write per alert, at submit(); the details are an update, and the
+    // removal needs no write at all.
+    std::lock_guard lock(store.mutex);
+    CHECK(store.saves - store.updates == 1);
+    CHECK(store.updates == 1);
+}
+
+TEST_CASE("a retry is counted with an update, not another durable write", "[dispatcher]") {
+    FakeStore store;
+    Channels channels;
+    auto a = channels.add("a");
+    a->script = {transient(), transient()};
+    Dispatcher dispatcher(std::move(channels.list), store, fast_retries());
+    dispatcher.submit(alert("1"));
+    REQUIRE(wait_for(a, 3));
+    REQUIRE(eventually([&] { return store.pending_count() == 0; }));
+    CHECK(dispatcher.shutdown(5s) == 0);
+    std::lock_guard lock(store.mutex);
+    CHECK(store.saves - store.updates == 1);
+    CHECK(store.updates == 2); // the two failed attempts
 }
 
 TEST_CASE("a held enricher never delays submit()", "[dispatcher]") {
