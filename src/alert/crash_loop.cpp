@@ -1,7 +1,7 @@
 #include "alert/crash_loop.hpp"
 
 #include "alert/mail_message.hpp"
-#include "delivery/retry_policy.hpp"
+#include "util/duration.hpp"
 #include "util/hash.hpp"
 #include "util/time.hpp"
 

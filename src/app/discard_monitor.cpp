@@ -1,5 +1,6 @@
 #include "app/discard_monitor.hpp"
 
+#include "event/process_state.hpp"
 #include "supervisor/main_log.hpp"
 #include "util/hash.hpp"
 #include "util/json_text.hpp"
@@ -37,8 +38,13 @@ std::string from_state_of(std::string_view state) {
 }
 
 std::string serial_span(const SerialGap& gap) {
-    return gap.first == gap.last ? fmt::format("pool serial {}", gap.first)
-                                 : fmt::format("pool serials {} to {}", gap.first, gap.last);
+    if (gap.first == gap.last) {
+        return fmt::format("pool serial {}", gap.first);
+    }
+    // Gaps found one after the other are recovered together: their span holds events that
+    // did arrive.
+    const bool whole = gap.last >= gap.first && gap.last - gap.first + 1 == gap.count;
+    return fmt::format("pool serials {}{} to {}", whole ? "" : "within ", gap.first, gap.last);
 }
 
 bool is_utf8_window_error(const RpcError& error) {
@@ -46,6 +52,26 @@ bool is_utf8_window_error(const RpcError& error) {
 }
 
 } // namespace
+
+std::optional<time_point> logged_end(const MainLog& log, const DiscardMonitor::GapEnd& end) {
+    const bool start = end.state == "STARTING" || end.state == "RUNNING";
+    const std::vector<LoggedTransition>& lines = start ? log.starts : log.transitions;
+    for (auto line = lines.rbegin(); line != lines.rend(); ++line) {
+        if (line->process != end.process) {
+            continue;
+        }
+        if (end.pid && line->pid && (!start || line->state == end.state)) {
+            if (*line->pid == *end.pid) {
+                return line->time; // the very line (an exit is EXITED or BACKOFF by the log)
+            }
+            continue;
+        }
+        if (line->state == end.state) {
+            return line->time; // the latest of its kind: never earlier than the event's own
+        }
+    }
+    return std::nullopt;
+}
 
 std::vector<StoryEvent>
 logged_crashes(const MainLog& log, std::optional<time_point> since, time_point until,
@@ -92,8 +118,7 @@ DiscardMonitor::DiscardMonitor(DiscardMonitorSettings settings, CrashLoopMonitor
                                AlertSink& sink, StateStore* state, MarkStore* mark,
                                std::unique_ptr<SupervisorRpc> rpc)
     : m_settings(std::move(settings)), m_loops(loops), m_sink(sink), m_state(state), m_mark(mark),
-      m_rpc(std::move(rpc)), m_started(m_settings.now()), m_serials(m_settings.instance),
-      m_notices(m_settings.window) {
+      m_rpc(std::move(rpc)), m_serials(m_settings.instance), m_notices(m_settings.window) {
     if (m_settings.first_event_is_baseline) {
         m_serials.take_first_as_baseline();
     }
@@ -146,6 +171,7 @@ void DiscardMonitor::restore() {
     if (!m_serials.restore(*mark)) {
         return; // another supervisord run: its serials mean nothing now
     }
+    m_floor = from_ms(mark->seen_ms);
     const bool settled = settled_last && mark->pending.last <= *settled_last;
     if (mark->pending.count > 0 && !settled) {
         m_pending = mark->pending; // found by an earlier crashmail, never settled
@@ -164,10 +190,12 @@ void DiscardMonitor::stop() {
     }
 }
 
-void DiscardMonitor::on_event(const EventHeader& header) {
+void DiscardMonitor::on_event(const Event& event) {
+    const EventHeader& header = event.header;
     if (header.pool.empty()) {
         return; // not from supervisord (no pool serials to follow)
     }
+    std::optional<GapEnd> end;
     std::lock_guard lock(m_mutex);
     if (m_pool.empty()) {
         m_pool = header.pool;
@@ -176,6 +204,12 @@ void DiscardMonitor::on_event(const EventHeader& header) {
     m_mark_dirty = true;
     if (gap) {
         m_pending = merge_gaps(m_pending, *gap);
+        m_pending_end.reset();
+        if (auto state = process_state_of(header.event_name)) {
+            if (auto change = parse_process_state(header.event_name, event.payload)) {
+                m_pending_end = GapEnd{std::string(*state), change->process_name, change->pid};
+            }
+        }
         m_wake.notify_all();
     }
 }
@@ -248,7 +282,7 @@ void DiscardMonitor::check_pool() {
     }
 }
 
-DiscardReport DiscardMonitor::recover(const SerialGap& gap) {
+DiscardReport DiscardMonitor::recover(const SerialGap& gap, const std::optional<GapEnd>& end) {
     DiscardReport report;
     report.discarded = gap.count;
     std::string pool;
@@ -272,11 +306,17 @@ DiscardReport DiscardMonitor::recover(const SerialGap& gap) {
 
     std::optional<time_point> since;
     if (gap.since_ms != 0) {
-        since = gap.since_earlier_run
-                    ? from_ms(gap.since_ms)
-                    : std::max(from_ms(gap.since_ms) - m_settings.lookback, m_started);
+        since = from_ms(gap.since_ms);
+        if (!gap.since_earlier_run) {
+            // Events before the gap's first one may still have been in the buffer when the
+            // event before the gap was seen: look a little further back (what was seen then
+            // is in the ledger), but never before an earlier crashmail's last event.
+            *since -= m_settings.lookback;
+            if (m_floor) {
+                since = std::max(*since, *m_floor);
+            }
+        }
     }
-    const time_point until = m_settings.now() + std::chrono::seconds(1);
 
     std::optional<std::expected<std::string, RpcError>> answer;
     for (std::int64_t shorter = 0; shorter <= 3; ++shorter) {
@@ -296,6 +336,16 @@ DiscardReport DiscardMonitor::recover(const SerialGap& gap) {
     const std::string& text = **answer;
     const bool cut = static_cast<std::int64_t>(text.size()) >= m_settings.log_bytes - 3;
     MainLog parsed = parse_main_log(text, cut);
+    // Crashes logged after the event that ended the gap have events of their own, still in
+    // supervisord's buffer: they are not the gap's (the ledger would catch them too, but they
+    // would be told as recovered).
+    std::optional<time_point> until;
+    if (end) {
+        until = logged_end(parsed, *end);
+    }
+    if (!until) {
+        until = m_settings.now() + std::chrono::seconds(1);
+    }
 
     std::vector<std::string> problems;
     if (since) {
@@ -335,7 +385,7 @@ DiscardReport DiscardMonitor::recover(const SerialGap& gap) {
         return found->second.front();
     };
     std::vector<StoryEvent> crashes =
-        logged_crashes(parsed, since, until, group_of, m_settings.watched, m_settings.instance);
+        logged_crashes(parsed, since, *until, group_of, m_settings.watched, m_settings.instance);
     if (ambiguous > 0) {
         problems.push_back(fmt::format("{} crash(es) of a process name found in several groups "
                                        "were put in its first group",
@@ -371,6 +421,7 @@ void DiscardMonitor::run(const std::stop_token& stop) {
     check_pool();
     while (!stop.stop_requested()) {
         std::optional<SerialGap> gap;
+        std::optional<GapEnd> end;
         std::optional<DiscardNotice> notice;
         {
             std::unique_lock lock(m_mutex);
@@ -395,19 +446,21 @@ void DiscardMonitor::run(const std::stop_token& stop) {
             if (m_pending.count > 0) {
                 if (m_shared_pool) {
                     m_pending = {}; // numprocs > 1: not losses
+                    m_pending_end.reset();
                     m_mark_dirty = true;
                     m_wake.notify_all();
                     continue;
                 }
                 m_in_hand = std::exchange(m_pending, {});
                 gap = m_in_hand;
+                end = std::exchange(m_pending_end, std::nullopt);
             } else {
                 notice = m_notices.due(m_settings.now());
             }
         }
         std::string text;
         if (gap) {
-            DiscardReport report = recover(*gap);
+            DiscardReport report = recover(*gap, end);
             std::lock_guard lock(m_mutex);
             notice = m_notices.add(report, m_settings.now());
             m_in_hand = {};

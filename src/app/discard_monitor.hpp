@@ -72,8 +72,9 @@ public:
     void start();
     void stop();
 
-    // The event loop: an event with these serials arrived. Cheap; never waits on I/O.
-    void on_event(const EventHeader& header) override;
+    // The event loop: an event arrived (its serials are compared; after a gap, the event
+    // itself says where the gap ends in supervisord's log). Cheap; never waits on I/O.
+    void on_event(const Event& event) override;
     // The event loop, before the event is answered: keeps the mark (one pwrite).
     void before_answer() override;
 
@@ -82,10 +83,18 @@ public:
     // Drains: waits until every gap found so far is settled (tests).
     void wait_idle();
 
+    // The event after a gap, as supervisord's log names it: the gap's crashes were logged
+    // before its line (events still in supervisord's buffer were logged after it).
+    struct GapEnd {
+        std::string state; // "EXITED", "RUNNING", ...
+        std::string process;
+        std::optional<std::int64_t> pid;
+    };
+
 private:
     void run(const std::stop_token& stop);
     // Recovers one gap's crashes: returns the report for the notice.
-    DiscardReport recover(const SerialGap& gap);
+    DiscardReport recover(const SerialGap& gap, const std::optional<GapEnd>& end);
     // The discards document's text; with m_mutex held.
     std::string state_text() const;
     void send(const DiscardNotice& notice);
@@ -98,12 +107,15 @@ private:
     StateStore* m_state;
     MarkStore* m_mark;
     std::unique_ptr<SupervisorRpc> m_rpc;
-    const std::chrono::system_clock::time_point m_started;
 
     mutable std::mutex m_mutex; // guards what follows; never held across I/O
     std::condition_variable_any m_wake;
     PoolSerials m_serials;
-    SerialGap m_pending;              // found, not yet taken by the thread (count 0: none)
+    SerialGap m_pending;                 // found, not yet taken by the thread (count 0: none)
+    std::optional<GapEnd> m_pending_end; // the event after the newest of them
+    // An earlier crashmail's last event: what it saw is not in this one's ledger, so no
+    // recovery reaches back before it.
+    std::optional<std::chrono::system_clock::time_point> m_floor;
     SerialGap m_in_hand;              // taken, being recovered (count 0: none)
     std::uint64_t m_settled_last = 0; // the last pool serial of the last gap settled
     bool m_mark_dirty = false;

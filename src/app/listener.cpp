@@ -117,7 +117,7 @@ int Listener::run() {
         const Event& event = **next;
         ++m_events;
         if (m_observer != nullptr) {
-            m_observer->on_event(event.header);
+            m_observer->on_event(event);
         }
         if (first_sight(event.header.serial)) {
             Verdict verdict = classify(event, m_settings);

@@ -69,12 +69,12 @@ Verdict classify(const Event& event, const ListenerSettings& settings);
 std::optional<ProcessStateChange> alert_worthy(const Event& event,
                                                const ListenerSettings& settings);
 
-// Sees every event's header as it arrives and is told just before the event is answered
+// Sees every event as it arrives and is told just before the event is answered
 // (app/discard_monitor follows the pool serials this way). Both calls are on the event loop.
 class EventObserver {
 public:
     virtual ~EventObserver() = default;
-    virtual void on_event(const EventHeader& header) = 0;
+    virtual void on_event(const Event& event) = 0;
     virtual void before_answer() = 0;
 };
 

@@ -1,7 +1,8 @@
 #include "app/options.hpp"
 
 #include "alert/crash_loop.hpp"
-#include "delivery/retry_policy.hpp"
+#include "util/duration.hpp"
+#include "util/text.hpp"
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -22,16 +23,6 @@ constexpr const char* k_footer =
     "  ${VAR} in --webhook-header values, --webhook-secret-file for HMAC.\n"
     "Exit status: 0 done, 64 usage error, 69/75 --test failed (permanent/temporary),\n"
     "76 protocol error, 78 configuration error. See crashmail(1).";
-
-// Trims spaces and tabs from both ends.
-std::string trim(std::string_view text) {
-    auto first = text.find_first_not_of(" \t");
-    if (first == std::string_view::npos) {
-        return {};
-    }
-    auto last = text.find_last_not_of(" \t");
-    return std::string(text.substr(first, last - first + 1));
-}
 
 constexpr std::size_t k_help_width = 80;
 constexpr std::size_t k_help_column = 30;
@@ -322,7 +313,7 @@ std::expected<Options, OptionsExit> parse_options(int argc, const char* const* a
     if (!raw_states.empty()) {
         options.states.clear();
         for (const std::string& raw : raw_states) {
-            std::string state = trim(raw);
+            std::string state(trim(raw, " \t"));
             std::transform(state.begin(), state.end(), state.begin(),
                            [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
             if (state.empty()) {
@@ -344,7 +335,7 @@ std::expected<Options, OptionsExit> parse_options(int argc, const char* const* a
     }
     options.sendmail_given = app.count("--sendmail_program") > 0;
     for (const std::string& email : raw_emails) {
-        std::string address = trim(email);
+        std::string address(trim(email, " \t"));
         if (!address.empty()) {
             options.emails.push_back(std::move(address));
         }

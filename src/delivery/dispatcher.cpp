@@ -1,6 +1,7 @@
 #include "delivery/dispatcher.hpp"
 
 #include "alert/digest.hpp"
+#include "util/duration.hpp"
 #include "util/hash.hpp"
 #include "util/log.hpp"
 
@@ -27,10 +28,6 @@ struct Task {
     std::string id;
     bool operator>(const Task& other) const { return due > other.due; }
 };
-
-std::string seconds_text(std::chrono::milliseconds delay) {
-    return fmt::format("{:.1f} s", static_cast<double>(delay.count()) / 1000.0);
-}
 
 } // namespace
 

@@ -9,6 +9,7 @@
 // never delays another.
 
 #include "alert/alert.hpp"
+#include "alert/enricher.hpp"
 #include "delivery/alert_record.hpp"
 #include "delivery/retry_policy.hpp"
 #include "delivery/spool.hpp"
@@ -33,22 +34,6 @@ public:
     // Takes responsibility for `alert`: when this returns, the alert is stored durably (or,
     // when storage failed, held in memory and the failure logged). Never waits for delivery.
     virtual void submit(const Alert& alert) = 0;
-};
-
-// An optional stage between submit() and the channels that adds details to an alert (for
-// crashmail: the log tail and exit status fetched from supervisord) and renders its final
-// text. It runs on the dispatcher's own enrichment thread, one alert at a time, so the event
-// loop never waits for it; the channels get an alert only after this stage is done with it.
-class AlertEnricher {
-public:
-    virtual ~AlertEnricher() = default;
-    // Called once on the enrichment thread before the first alert.
-    virtual void start() {}
-    // Adds what it can find to `alert` and renders its final subject and body. Must return
-    // within a bounded time (every alert waits behind the one being enriched).
-    virtual void enrich(Alert& alert) = 0;
-    // Renders the final text without fetching anything; `reason` says why (one line).
-    virtual void skip(Alert& alert, std::string_view reason) = 0;
 };
 
 // A stable key for a channel in stored records: 16 hex digits of SHA-256 over its

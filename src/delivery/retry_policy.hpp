@@ -25,8 +25,4 @@ std::chrono::milliseconds retry_delay(const RetryPolicy& policy, int attempts,
 bool past_max_age(const RetryPolicy& policy, std::chrono::system_clock::time_point raised,
                   std::chrono::system_clock::time_point next_attempt);
 
-// Parses a duration written as a number and a unit: "30s", "10m", "24h", "2d" (a bare
-// number is seconds). Returns std::nullopt for anything else, zero or negative values.
-std::optional<std::chrono::seconds> parse_duration(std::string_view text);
-
 } // namespace crashmail

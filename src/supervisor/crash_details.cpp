@@ -1,6 +1,7 @@
 #include "supervisor/crash_details.hpp"
 
 #include "supervisor/exit_status.hpp"
+#include "util/duration.hpp"
 #include "util/log.hpp"
 #include "util/utf8.hpp"
 
@@ -47,10 +48,6 @@ std::string clean_line(std::string_view line) {
         out = std::string(utf8::truncate(out, k_max_line_bytes)) + "…";
     }
     return out;
-}
-
-std::string seconds_text(std::chrono::milliseconds duration) {
-    return fmt::format("{:g} s", static_cast<double>(duration.count()) / 1000.0);
 }
 
 // One alert's fetching: the time budget, and what went wrong so far.

@@ -5,8 +5,8 @@
 // sent anyway.
 
 #include "alert/alert.hpp"
+#include "alert/enricher.hpp"
 #include "alert/templates.hpp"
-#include "delivery/dispatcher.hpp"
 #include "supervisor/rpc_client.hpp"
 
 #include <chrono>

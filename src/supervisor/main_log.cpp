@@ -116,11 +116,13 @@ MainLog parse_main_log(std::string_view text, bool cut) {
             if (at == std::string_view::npos || at < 10) {
                 continue;
             }
-            Track& track = tracks[std::string(message.substr(10, at - 10))];
+            std::string name(message.substr(10, at - 10));
+            Track& track = tracks[name];
             track.pid = parse_int(message.substr(at + 11));
             track.running = false;
             track.spawned = true;
             track.spawned_at = *time;
+            out.starts.push_back({*time, std::move(name), "STARTING", false, track.pid, {}});
             continue;
         }
         if (message.starts_with("success: ")) {
@@ -129,8 +131,10 @@ MainLog parse_main_log(std::string_view text, bool cut) {
             if (at == std::string_view::npos) {
                 continue;
             }
-            Track& track = tracks[std::string(message.substr(9, at - 9))];
+            std::string name(message.substr(9, at - 9));
+            Track& track = tracks[name];
             track.running = true;
+            out.starts.push_back({*time, std::move(name), "RUNNING", false, track.pid, {}});
             constexpr std::string_view k_than = "> than ";
             if (auto than = message.find(k_than, at); than != std::string_view::npos) {
                 std::string_view number = message.substr(than + k_than.size());

@@ -32,6 +32,10 @@ struct LoggedTransition {
 
 struct MainLog {
     std::vector<LoggedTransition> transitions; // in log order
+    // Starts ("spawned:", state STARTING, with the pid) and "success:" lines (state RUNNING,
+    // with the pid of the spawn before it), in log order: where the event after a gap was
+    // logged, when it was one of those.
+    std::vector<LoggedTransition> starts;
     // The first time stamp in the text (what the chunk reaches back to), and the time of the
     // last "supervisord started with pid" line (the current run's start), when there are any.
     std::optional<std::chrono::system_clock::time_point> first_time;

@@ -1,7 +1,9 @@
 #include "supervisor/rpc_client.hpp"
 
-#include "transport/curl_handles.hpp"
-#include "transport/http_client.hpp"
+#include "util/curl_handles.hpp"
+#include "util/duration.hpp"
+#include "util/http_status.hpp"
+#include "util/text.hpp"
 
 #include <curl/curl.h>
 #include <fmt/format.h>
@@ -35,10 +37,6 @@ RpcError error(RpcError::Kind kind, std::string message) {
     result.kind = kind;
     result.message = std::move(message);
     return result;
-}
-
-std::string seconds_text(std::chrono::milliseconds duration) {
-    return fmt::format("{:.1f} s", static_cast<double>(duration.count()) / 1000.0);
 }
 
 // The value of member `name` as a string ("" when absent or not a string).

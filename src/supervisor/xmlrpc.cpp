@@ -1,5 +1,7 @@
 #include "supervisor/xmlrpc.hpp"
 
+#include "util/text.hpp"
+
 #include <charconv>
 #include <cstdlib>
 #include <fmt/format.h>
@@ -38,15 +40,6 @@ void append_value(pugi::xml_node parent, const Value& value) {
     }
 }
 
-std::string trimmed(std::string_view text) {
-    auto first = text.find_first_not_of(" \t\r\n");
-    if (first == std::string_view::npos) {
-        return {};
-    }
-    auto last = text.find_last_not_of(" \t\r\n");
-    return std::string(text.substr(first, last - first + 1));
-}
-
 // The element children of `node`, ignoring whitespace and comments.
 std::vector<pugi::xml_node> elements(pugi::xml_node node) {
     std::vector<pugi::xml_node> found;
@@ -78,7 +71,7 @@ std::expected<Value, ParseError> parse_typed(pugi::xml_node typed, int depth) {
         return Value(text);
     }
     if (type == "int" || type == "i4" || type == "i8") {
-        std::string digits = trimmed(text);
+        std::string digits = std::string(trim(text));
         std::int64_t number = 0;
         const char* begin = digits.data();
         if (!digits.empty() && digits.front() == '+') {
@@ -92,14 +85,14 @@ std::expected<Value, ParseError> parse_typed(pugi::xml_node typed, int depth) {
         return Value(number);
     }
     if (type == "boolean") {
-        std::string flag = trimmed(text);
+        std::string flag = std::string(trim(text));
         if (flag != "0" && flag != "1") {
             return std::unexpected(ParseError{fmt::format("<boolean> '{}' is not 0 or 1", text)});
         }
         return Value(flag == "1");
     }
     if (type == "double") {
-        std::string digits = trimmed(text);
+        std::string digits = std::string(trim(text));
         char* end = nullptr;
         double real = std::strtod(digits.c_str(), &end);
         if (digits.empty() || end != digits.c_str() + digits.size()) {

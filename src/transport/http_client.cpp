@@ -1,6 +1,6 @@
 #include "transport/http_client.hpp"
 
-#include "transport/curl_handles.hpp"
+#include "util/curl_handles.hpp"
 #include "util/utf8.hpp"
 
 #include <algorithm>
@@ -19,17 +19,6 @@ bool iequals(std::string_view a, std::string_view b) {
                auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c; };
                return lower(x) == lower(y);
            });
-}
-
-std::string_view trim(std::string_view text) {
-    while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) {
-        text.remove_prefix(1);
-    }
-    while (!text.empty() && (text.back() == ' ' || text.back() == '\t' || text.back() == '\r' ||
-                             text.back() == '\n')) {
-        text.remove_suffix(1);
-    }
-    return text;
 }
 
 // What the callbacks collect while curl runs.
@@ -72,79 +61,6 @@ bool has_header(const std::vector<std::string>& headers, std::string_view name) 
 }
 
 } // namespace
-
-std::string one_line(std::string_view text, std::size_t max_bytes) {
-    std::string line;
-    line.reserve(std::min(text.size(), max_bytes));
-    for (char c : text) {
-        auto byte = static_cast<unsigned char>(c);
-        line += (byte < 0x20 || byte == 0x7f) ? ' ' : c;
-    }
-    std::string_view cut = utf8::truncate(line, max_bytes);
-    if (cut.size() < line.size()) {
-        return std::string(cut) + "…";
-    }
-    return line;
-}
-
-std::string_view http_reason_phrase(long status) {
-    switch (status) {
-    case 200:
-        return "OK";
-    case 201:
-        return "Created";
-    case 202:
-        return "Accepted";
-    case 204:
-        return "No Content";
-    case 301:
-        return "Moved Permanently";
-    case 302:
-        return "Found";
-    case 303:
-        return "See Other";
-    case 307:
-        return "Temporary Redirect";
-    case 308:
-        return "Permanent Redirect";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 408:
-        return "Request Timeout";
-    case 409:
-        return "Conflict";
-    case 410:
-        return "Gone";
-    case 413:
-        return "Content Too Large";
-    case 415:
-        return "Unsupported Media Type";
-    case 422:
-        return "Unprocessable Content";
-    case 429:
-        return "Too Many Requests";
-    case 500:
-        return "Internal Server Error";
-    case 501:
-        return "Not Implemented";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    default:
-        return "";
-    }
-}
 
 std::optional<std::chrono::seconds> parse_retry_after(std::string_view value,
                                                       std::chrono::system_clock::time_point now) {

@@ -3,6 +3,8 @@
 // records requests, and the pure rules that turn an HTTP answer into success or a Failure.
 
 #include "transport/transport.hpp"
+#include "util/http_status.hpp"
+#include "util/text.hpp"
 
 #include <chrono>
 #include <expected>
@@ -72,19 +74,10 @@ Failure classify_curl_error(int curl_code, std::string_view detail, std::string_
 std::optional<std::chrono::seconds> parse_retry_after(std::string_view value,
                                                       std::chrono::system_clock::time_point now);
 
-// The standard reason phrase of an HTTP status ("Service Unavailable"), or "" if unknown.
-// HTTP/2 answers carry none, so messages use this table.
-std::string_view http_reason_phrase(long status);
-
 // Returns a form of `url` safe to write to logs: scheme, host, port and the first path
 // segment, with "/…" for the rest; user, password, query and fragment dropped. Chat webhook
 // URLs carry their secret in the path (https://hooks.slack.com/services/T/B/SECRET ->
 // "https://hooks.slack.com/services/…"). Returns "<invalid URL>" for a URL curl rejects.
 std::string redact_url(std::string_view url);
-
-// Returns `text` as one printable line: control characters (CR, LF, tab, ...) become spaces,
-// and the result is cut to at most `max_bytes` bytes without splitting a UTF-8 character
-// ("…" appended when cut).
-std::string one_line(std::string_view text, std::size_t max_bytes);
 
 } // namespace crashmail

@@ -1,7 +1,7 @@
 #include "transport/smtp_transport.hpp"
 
 #include "alert/mail_message.hpp"
-#include "transport/curl_handles.hpp"
+#include "util/curl_handles.hpp"
 
 #include <algorithm>
 #include <array>

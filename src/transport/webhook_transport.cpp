@@ -1,7 +1,8 @@
 #include "transport/webhook_transport.hpp"
 
-#include "transport/curl_handles.hpp"
 #include "transport/webhook_payloads.hpp"
+#include "util/curl_handles.hpp"
+#include "util/text.hpp"
 
 #include <cerrno>
 #include <climits>
@@ -35,16 +36,6 @@ bool is_name_start(char c) {
 }
 bool is_name_char(char c) {
     return is_name_start(c) || (c >= '0' && c <= '9');
-}
-
-std::string_view trim_ows(std::string_view text) {
-    while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) {
-        text.remove_prefix(1);
-    }
-    while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) {
-        text.remove_suffix(1);
-    }
-    return text;
 }
 
 // The header spec as it may appear in an error: the name only, since a literal value may be
@@ -139,7 +130,7 @@ std::expected<std::vector<std::string>, std::string> resolve_webhook_headers(
                                                "and !#$%&'*+-.^_`|~");
             }
         }
-        std::string_view raw = trim_ows(std::string_view(spec).substr(colon + 1));
+        std::string_view raw = trim(std::string_view(spec).substr(colon + 1), " \t");
         std::string value;
         for (std::size_t i = 0; i < raw.size();) {
             if (raw[i] == '$' && i + 1 < raw.size() && raw[i + 1] == '{') {
@@ -178,7 +169,7 @@ std::expected<std::vector<std::string>, std::string> resolve_webhook_headers(
                 return std::unexpected(label + ": control characters are not allowed in a header");
             }
         }
-        value = std::string(trim_ows(value));
+        value = std::string(trim(value, " \t"));
         if (value.empty()) {
             return std::unexpected(label + ": the header value is empty");
         }

@@ -229,15 +229,27 @@ def discarded_serials(sup: h.Supervisord, pool: str) -> list[int]:
     return [int(serial) for name, serial in DISCARD_LINE.findall(sup.log()) if name == pool]
 
 
-def recorded_events(record: str) -> dict[int, tuple[str, str]]:
-    """serial -> (event name, payload) of every event the recorder was sent; asserts that
-    serial == poolserial for each (what the exact assertions rest on)."""
-    events = {}
-    for line in read(record).splitlines():
-        serial, pool_serial, name, payload = line.split(" ", 3)
-        assert serial == pool_serial, line
-        events[int(serial)] = (name, payload)
-    return events
+def recorded_events(sup: h.Supervisord, record: str, programs=STORM) -> dict[int, tuple[str, str]]:
+    """serial -> (event name, payload) of every event the recorder was sent, once it has
+    recorded every crash of `programs` supervisord logged; asserts that serial == poolserial
+    for each (what the exact assertions rest on)."""
+    def read_record():
+        events = {}
+        for line in read(record).splitlines():
+            serial, pool_serial, name, payload = line.split(" ", 3)
+            assert serial == pool_serial, line
+            events[int(serial)] = (name, payload)
+        return events
+
+    def complete():
+        events = read_record()
+        logged = collections.Counter({p: n for p, n in crashes_logged(sup).items()
+                                      if p in programs})
+        seen = collections.Counter(filter(None, (is_crash(e, programs)
+                                                 for e in events.values())))
+        return events if seen == logged else None
+
+    return h.wait_until(complete, 20, interval=0.2, what="the recorder to record every crash")
 
 
 def is_crash(event: tuple[str, str], programs=STORM) -> str | None:
@@ -359,7 +371,7 @@ class TestDiscardedEvents(unittest.TestCase):
                 storm(sup)
                 crashes = crashes_logged(sup)
                 discards = discarded_serials(sup, LISTENER)
-                events = recorded_events(record)
+                events = recorded_events(sup, record)
                 # The setup really makes supervisord discard events meant for crashmail, and
                 # none meant for the recorder (whose record is complete).
                 self.assertGreater(len(discards), 0, "no discards: the setup is wrong")
@@ -381,6 +393,7 @@ class TestDiscardedEvents(unittest.TestCase):
                     h.wait_until(complete, timeout=50, interval=0.25,
                                  what="every crash accounted for and the discards told")
                 except AssertionError as e:
+                    keep_documents(sup, documents(sink))
                     raise AssertionError(report(read(stderr_path), documents(sink), "%s\n"
                                                 "crashes %s, discards %d" % (e, dict(crashes),
                                                                              len(discards))))
@@ -457,7 +470,7 @@ class TestDiscardedEvents(unittest.TestCase):
                 storm(sup)
                 crashes = crashes_logged(sup)
                 discards = discarded_serials(sup, LISTENER)
-                events = recorded_events(record)
+                events = recorded_events(sup, record)
                 self.assertGreater(len(discards), 0, "no discards: the setup is wrong")
                 self.assertEqual(discarded_serials(sup, "rec"), [])
                 lost = collections.Counter(filter(None, (is_crash(events[s])
@@ -476,6 +489,7 @@ class TestDiscardedEvents(unittest.TestCase):
                                  what="the crashes that arrived accounted for and the "
                                       "discards told")
                 except AssertionError as e:
+                    keep_documents(sup, documents(sink))
                     raise AssertionError(report(read(stderr_path), documents(sink), "%s\n"
                                                 "crashes %s, discards %d" % (e, dict(crashes),
                                                                              len(discards))))
@@ -550,7 +564,7 @@ class TestDiscardedEvents(unittest.TestCase):
                     os.kill(pid, signal.SIGCONT)
                 crashes = crashes_logged(sup)
                 discards = discarded_serials(sup, LISTENER)
-                events = recorded_events(record)
+                events = recorded_events(sup, record, lost)
                 self.assertEqual(sorted(crashes), lost)
                 self.assertEqual(discarded_serials(sup, "rec"), [])
                 # The setup: every crash event was discarded.
@@ -568,6 +582,7 @@ class TestDiscardedEvents(unittest.TestCase):
                     h.wait_until(complete, timeout=40, interval=0.25,
                                  what="every crash accounted for and the discards told")
                 except AssertionError as e:
+                    keep_documents(sup, documents(sink))
                     raise AssertionError(report(read(stderr_path), documents(sink), "%s\n"
                                                 "crashes %s, discards %d" % (e, dict(crashes),
                                                                              len(discards))))

@@ -152,13 +152,17 @@ struct Rig {
     }
     // An event as the listener hands it over: header first, the crash, then the answer.
     void crash(std::uint64_t serial, std::string_view process, std::int64_t pid) {
-        discards->on_event(header(serial, serial));
-        loops->on_alert_event(crash_event(serial, process, pid),
-                              crash_change(std::string(process), pid));
+        Event event = crash_event(serial, process, pid);
+        discards->on_event(event);
+        loops->on_alert_event(event, crash_change(std::string(process), pid));
         discards->before_answer();
     }
     void other(std::uint64_t serial) {
-        discards->on_event(header(serial, serial));
+        Event tick;
+        tick.header = header(serial, serial);
+        tick.header.event_name = "TICK_5";
+        tick.payload = "when:1764000000";
+        discards->on_event(tick);
         discards->before_answer();
     }
 
@@ -254,6 +258,33 @@ TEST_CASE("a recovered crash whose event arrives afterwards is not counted again
     }
     CHECK(with_103 == 1);
     CHECK(rig.sink.of_kind(AlertKind::alert).size() == 4);
+}
+
+TEST_CASE("crashes logged after the event that ends the gap are not the gap's: their events "
+          "follow",
+          "[discards][discard_monitor]") {
+    Rig rig;
+    rig.start();
+    rig.clock.advance(10s);
+    rig.crash(0, "web", 100);
+    rig.rpc->main_log = crash_lines("web", 100, 104, k_t0 + 9s);
+    rig.clock.advance(5s);
+    rig.crash(2, "web", 102); // pool serial 1 (pid 101) discarded; 103 and 104 still buffered
+    rig.discards->wait_idle();
+    REQUIRE(wait_for(rig.sink, AlertKind::dropped, 1));
+    rig.crash(3, "web", 103);
+    rig.crash(4, "web", 104);
+    Alert notice = rig.sink.of_kind(AlertKind::dropped).at(0);
+    CHECK(notice.discarded == 1);
+    CHECK(notice.recovered_crashes == 1);
+    std::vector<std::int64_t> from_log;
+    std::vector<std::int64_t> arrived;
+    for (const Alert& alert : rig.sink.of_kind(AlertKind::alert)) {
+        (alert.from_log ? from_log : arrived).push_back(alert.pid.value_or(0));
+    }
+    CHECK(from_log == std::vector<std::int64_t>{101});
+    std::sort(arrived.begin(), arrived.end());
+    CHECK(arrived == std::vector<std::int64_t>{100, 102, 103, 104});
 }
 
 TEST_CASE("when supervisord's log cannot be read the notice says the crashes are lost",

@@ -1,4 +1,5 @@
 #include "delivery/retry_policy.hpp"
+#include "util/duration.hpp"
 
 #include <catch2/catch.hpp>
 

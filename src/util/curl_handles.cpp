@@ -1,4 +1,4 @@
-#include "transport/curl_handles.hpp"
+#include "util/curl_handles.hpp"
 
 namespace crashmail::curl {
 
