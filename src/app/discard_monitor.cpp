@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <ranges>
 
 namespace crashmail {
 namespace {
@@ -56,18 +57,18 @@ bool is_utf8_window_error(const RpcError& error) {
 std::optional<time_point> logged_end(const MainLog& log, const DiscardMonitor::GapEnd& end) {
     const bool start = end.state == "STARTING" || end.state == "RUNNING";
     const std::vector<LoggedTransition>& lines = start ? log.starts : log.transitions;
-    for (auto line = lines.rbegin(); line != lines.rend(); ++line) {
-        if (line->process != end.process) {
+    for (const LoggedTransition& line : std::views::reverse(lines)) {
+        if (line.process != end.process) {
             continue;
         }
-        if (end.pid && line->pid && (!start || line->state == end.state)) {
-            if (*line->pid == *end.pid) {
-                return line->time; // the very line (an exit is EXITED or BACKOFF by the log)
+        if (end.pid && line.pid && (!start || line.state == end.state)) {
+            if (*line.pid == *end.pid) {
+                return line.time; // the very line (an exit is EXITED or BACKOFF by the log)
             }
             continue;
         }
-        if (line->state == end.state) {
-            return line->time; // the latest of its kind: never earlier than the event's own
+        if (line.state == end.state) {
+            return line.time; // the latest of its kind: never earlier than the event's own
         }
     }
     return std::nullopt;
@@ -348,6 +349,9 @@ DiscardReport DiscardMonitor::recover(const SerialGap& gap, const std::optional<
     }
 
     std::vector<std::string> problems;
+    if (since && parsed.run_start && *since < *parsed.run_start) {
+        since = *parsed.run_start - std::chrono::milliseconds(1); // the whole run is there
+    }
     if (since) {
         if (!parsed.first_time || *parsed.first_time > *since) {
             problems.push_back(fmt::format(
