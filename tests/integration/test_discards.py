@@ -69,7 +69,7 @@ CRASH_LINE = re.compile(r"exited: (\S+) \(exit status 1; not expected\)")
 DISCARD_LINE = re.compile(r"pool (\S+) event buffer overflowed, discarding event (\d+)")
 WARNING = re.compile(
     r"crashmail: warning: supervisord discarded (\d+) events?(?:\(s\))? of pool (\S+) "
-    r"\(pool serials? (\d+)(?: to (\d+))?(?:, [^)]*)?\); its buffer was full: set "
+    r"\(pool serials? (?:within )?(\d+)(?: to (\d+))?(?:, [^)]*)?\); its buffer was full: set "
     r"buffer_size=100 or "
     r"more in \[eventlistener:(\S+)\]")
 RECOVERED = re.compile(
