@@ -8,7 +8,7 @@
 #                 the instrumented binary), every sanitizer report fails it
 #   tsan build    g++, ThreadSanitizer, the unit tests only        } built while the asan
 #   fuzz build    clang-16 libFuzzer targets, ASan + UBSan         } tests run, niced
-#   tsan tests    the delivery code's unit tests under ThreadSanitizer
+#   tsan tests    the unit tests of the threaded code under ThreadSanitizer
 #   fuzz          each libFuzzer target for FUZZ_SECONDS (default 5) from its seed corpus
 #   clang-tidy    the checked-in .clang-tidy over src/       (tests/static-analysis.sh tidy)
 # Every step runs, even after a failure (one CI run shows every problem; a step whose build

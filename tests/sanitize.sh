@@ -2,8 +2,10 @@
 # Runs the tests under the sanitizers (g++, Debian's libasan/libubsan/libtsan):
 #   asan  AddressSanitizer + UndefinedBehaviorSanitizer (with LeakSanitizer): the whole CTest
 #         suite, unit and integration tests (the integration tests run the instrumented binary)
-#   tsan  ThreadSanitizer: the unit tests of the delivery code, which is where the threads are
-#         ([dispatcher] [spool] [sendmail] [subprocess] [smtp] [webhook] [discard_monitor])
+#   tsan  ThreadSanitizer: the unit tests of the code that runs threads: the delivery code, the
+#         discard monitor, the crash-loop monitor's clock and the event loop beside it
+#         ([dispatcher] [spool] [sendmail] [subprocess] [smtp] [webhook] [discard_monitor]
+#         [crash_loop] [listener] [outbox] [crash_details])
 #   bash tests/sanitize.sh [asan|tsan|all]        (default all)
 #   bash tests/sanitize.sh asan-build|asan-test|tsan-build|tsan-test   one half of a mode
 #     (tests/run-all.sh builds the TSan tree while the ASan tests run)
@@ -129,9 +131,9 @@ if wants tsan-test; then
   rm -rf "$reports"
   mkdir -p "$reports"
   export TSAN_OPTIONS="log_path=$reports/report-tsan:halt_on_error=1:second_deadlock_stack=1"
-  echo "==> testing the delivery code under ThreadSanitizer"
+  echo "==> testing the threaded code under ThreadSanitizer"
   # Catch2 ORs tags separated by commas.
-  "$dir/tests/unit_tests" "[dispatcher],[spool],[sendmail],[subprocess],[smtp],[webhook],[discard_monitor]" || status=1
+  "$dir/tests/unit_tests" "[dispatcher],[spool],[sendmail],[subprocess],[smtp],[webhook],[discard_monitor],[crash_loop],[listener],[outbox],[crash_details]" || status=1
   check_reports "$reports" || status=1
   unset TSAN_OPTIONS
 fi

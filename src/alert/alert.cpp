@@ -1,6 +1,6 @@
 #include "alert/alert.hpp"
 
-#include "alert/mail_message.hpp"
+#include "util/text.hpp"
 #include "util/time.hpp"
 
 #include <ctime>
@@ -9,11 +9,6 @@
 
 namespace crashmail {
 namespace {
-
-// Alert text is one line per value: a process name never breaks a subject or a body line.
-std::string one_line(std::string_view text) {
-    return header_safe(text);
-}
 
 std::string pid_text(const std::optional<std::int64_t>& pid) {
     return pid ? fmt::format("pid {}", *pid) : std::string("pid unknown");
@@ -86,12 +81,12 @@ Alert make_alert(const EventHeader& header, const ProcessStateChange& change,
     alert.host = context.host;
     alert.time = now;
 
-    const std::string name = one_line(display_name(change.group_name, change.process_name));
+    const std::string name = single_line(display_name(change.group_name, change.process_name));
     const std::string when = timefmt::asctime_local(now);
-    const std::string process = one_line(change.process_name);
-    const std::string group = one_line(change.group_name);
-    const std::string from_state = one_line(change.from_state);
-    const std::string state = one_line(change.state);
+    const std::string process = single_line(change.process_name);
+    const std::string group = single_line(change.group_name);
+    const std::string from_state = single_line(change.from_state);
+    const std::string state = single_line(change.state);
 
     std::string what;     // subject, after the name
     std::string sentence; // first body line
@@ -128,12 +123,12 @@ Alert make_alert(const EventHeader& header, const ProcessStateChange& change,
 
     std::string subject = fmt::format("{} {} at {}", name, what, when);
     if (!context.prefix.empty()) {
-        subject = one_line(context.prefix) + ": " + subject;
+        subject = single_line(context.prefix) + ": " + subject;
     }
     alert.subject = std::move(subject);
     alert.body = fmt::format("{}\n\nHost: {}\nTime: {}\nEvent: {} (serial {})", sentence,
-                             one_line(context.host), timefmt::rfc5322_local(now),
-                             one_line(header.event_name), header.serial);
+                             single_line(context.host), timefmt::rfc5322_local(now),
+                             single_line(header.event_name), header.serial);
     return alert;
 }
 
@@ -149,13 +144,15 @@ std::string_view kind_name(AlertKind kind) {
         return "digest";
     case AlertKind::dropped:
         return "dropped";
+    case AlertKind::spool:
+        return "spool";
     }
     return "alert";
 }
 
 std::optional<AlertKind> kind_from_name(std::string_view name) {
     for (AlertKind kind : {AlertKind::alert, AlertKind::summary, AlertKind::recovery,
-                           AlertKind::digest, AlertKind::dropped}) {
+                           AlertKind::digest, AlertKind::dropped, AlertKind::spool}) {
         if (kind_name(kind) == name) {
             return kind;
         }

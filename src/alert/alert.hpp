@@ -18,9 +18,10 @@ namespace crashmail {
 // instead of sent, a recovery notice, or a --batch digest of several of these.
 // A `dropped` notice says that supervisord discarded events meant for crashmail
 // (app/discard_monitor).
-enum class AlertKind { alert, summary, recovery, digest, dropped };
+enum class AlertKind { alert, summary, recovery, digest, dropped, spool };
 
-// "alert", "summary", "recovery", "digest", "dropped"; and back (std::nullopt for anything else).
+// "alert", "summary", "recovery", "digest", "dropped", "spool"; and back (std::nullopt for anything
+// else).
 std::string_view kind_name(AlertKind kind);
 std::optional<AlertKind> kind_from_name(std::string_view name);
 

@@ -1,6 +1,7 @@
 #include "alert/digest.hpp"
 
 #include "util/hash.hpp"
+#include "util/text.hpp"
 #include "util/utf8.hpp"
 
 #include <algorithm>
@@ -15,16 +16,6 @@ constexpr std::size_t k_subject_list_limit = 140;
 constexpr std::string_view k_rule =
     "------------------------------------------------------------------------";
 
-std::string one_line_text(std::string_view text) {
-    std::string line(text);
-    for (char& c : line) {
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-            c = ' ';
-        }
-    }
-    return line;
-}
-
 // What an item says happened, in a word or two: "crashed", "exited", "FATAL",
 // "still failing", "recovered".
 std::string what_happened(const Alert& item) {
@@ -37,13 +28,15 @@ std::string what_happened(const Alert& item) {
         return "digest";
     case AlertKind::dropped:
         return "events discarded by supervisord";
+    case AlertKind::spool:
+        return "spool not writable";
     case AlertKind::alert:
         break;
     }
     if (item.state == "EXITED") {
         return item.expected.value_or(false) ? "exited" : "crashed";
     }
-    return item.state.empty() ? std::string("changed state") : one_line_text(item.state);
+    return item.state.empty() ? std::string("changed state") : single_line(item.state);
 }
 
 std::string count_text(std::size_t count) {
@@ -81,13 +74,13 @@ Alert make_digest(std::vector<Alert> items, std::string_view prefix,
             shown.push_back(&item);
         }
     }
-    const std::string host = one_line_text(digest.host.empty() ? "localhost" : digest.host);
+    const std::string host = single_line(digest.host.empty() ? "localhost" : digest.host);
 
     // What each process did, in order of first appearance, repeats counted.
     std::vector<std::pair<std::string, std::size_t>> happenings;
     for (const Alert* item : shown) {
         std::string phrase =
-            one_line_text(display_name(item->group, item->process)) + " " + what_happened(*item);
+            single_line(display_name(item->group, item->process)) + " " + what_happened(*item);
         auto found = std::find_if(happenings.begin(), happenings.end(),
                                   [&](const auto& entry) { return entry.first == phrase; });
         if (found == happenings.end()) {
@@ -110,7 +103,7 @@ Alert make_digest(std::vector<Alert> items, std::string_view prefix,
         }
         list += separator + entry;
     }
-    std::string clean_prefix = one_line_text(prefix);
+    std::string clean_prefix = single_line(prefix);
     digest.subject =
         fmt::format("{}crashmail: {} from {}{}", clean_prefix.empty() ? "" : clean_prefix + ": ",
                     count_text(shown.size()), host, list.empty() ? "" : " (" + list + ")");

@@ -25,7 +25,8 @@ std::string digest_id(const std::vector<Alert>& items);
 //     thing repeated as "xN", cut with ", ..." to stay within about 200 characters;
 //   body "5 alerts from HOST, oldest first:", then each item's subject and body, separated by
 //     a rule line of dashes.
-// Control characters in the prefix and host become spaces. Pure.
+// The prefix, host, names and states go through single_line() (util/text): control
+// characters, C1 controls, U+2028 and U+2029 become spaces, so the subject is one line. Pure.
 Alert make_digest(std::vector<Alert> items, std::string_view prefix,
                   std::chrono::system_clock::time_point now);
 

@@ -22,6 +22,11 @@ public:
     virtual void enrich(Alert& alert) = 0;
     // Renders the final text without fetching anything; `reason` says why (one line).
     virtual void skip(Alert& alert, std::string_view reason) = 0;
+    // Makes an enrich() in progress return soon, skipping what is left (the alert is still
+    // rendered, with a note saying why details are missing); every later enrich() fetches
+    // nothing. Thread-safe; called from another thread than enrich(). Default: does nothing
+    // (an enrich() then ends within its own bounded time).
+    virtual void cancel() {}
 };
 
 } // namespace crashmail

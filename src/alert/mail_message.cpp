@@ -1,5 +1,6 @@
 #include "alert/mail_message.hpp"
 
+#include "util/text.hpp"
 #include "util/time.hpp"
 #include "util/utf8.hpp"
 
@@ -215,27 +216,7 @@ std::string qp_encode_line(std::string_view line) {
 } // namespace
 
 std::string header_safe(std::string_view text) {
-    std::string out;
-    out.reserve(text.size());
-    for (std::size_t i = 0; i < text.size(); ++i) {
-        auto c = static_cast<unsigned char>(text[i]);
-        if (c < 0x20 || c == 0x7F) {
-            out += ' ';
-        } else if (c == 0xC2 && i + 1 < text.size() &&
-                   (static_cast<unsigned char>(text[i + 1]) & 0xE0) == 0x80) {
-            out += ' '; // C1 control (U+0080..U+009F), NEL among them
-            ++i;
-        } else if (c == 0xE2 && i + 2 < text.size() &&
-                   static_cast<unsigned char>(text[i + 1]) == 0x80 &&
-                   (static_cast<unsigned char>(text[i + 2]) == 0xA8 ||
-                    static_cast<unsigned char>(text[i + 2]) == 0xA9)) {
-            out += ' '; // U+2028 LINE SEPARATOR, U+2029 PARAGRAPH SEPARATOR
-            i += 2;
-        } else {
-            out += static_cast<char>(c);
-        }
-    }
-    return out;
+    return single_line(text);
 }
 
 std::string encode_header_text(std::string_view text) {

@@ -28,7 +28,8 @@ enum class LineEnding { lf, crlf };
 // `ending` chooses "\n" (sendmail) or "\r\n" (SMTP on the wire).
 std::string render_mail(const Alert& alert, const MailAddresses& addresses, LineEnding ending);
 
-// Replaces CR, LF and other control characters by spaces: text that is safe in a header.
+// Returns single_line(text) (util/text): control characters, C1 controls, U+2028 and U+2029
+// become spaces and invalid UTF-8 U+FFFD, so the value can never break a header line.
 std::string header_safe(std::string_view text);
 
 // Returns `text` as is when it is printable ASCII without "=?" (which a reader could take

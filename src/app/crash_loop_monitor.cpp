@@ -4,6 +4,7 @@
 #include "util/log.hpp"
 
 #include <algorithm>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -62,59 +63,123 @@ std::size_t CrashLoopMonitor::restore() {
     return m_loops.story_count();
 }
 
-std::size_t CrashLoopMonitor::submit(const std::vector<Emission>& emissions) {
-    std::size_t count = 0;
+void CrashLoopMonitor::prepare(const std::vector<Emission>& emissions, std::vector<Outgoing>& out) {
     for (const Emission& emission : emissions) {
         std::string id = emission.kind == AlertKind::alert && !emission.event.id.empty()
                              ? emission.event.id
                              : emission_id(emission, m_settings.instance);
         Alert alert = emission_alert(emission, m_settings.context, m_settings.now(), id);
         const std::string name = display_name(alert.group, alert.process);
+        std::string line;
         if (emission.kind == AlertKind::summary) {
-            log::info("{}: {} events counted by flood control: summary {}", name,
-                      emission.suppressed, alert.id);
+            line = fmt::format("{}: {} events counted by flood control: summary {}", name,
+                               emission.suppressed, alert.id);
         } else if (emission.kind == AlertKind::recovery) {
-            log::info("{} recovered: {} {}", name, emission.notify ? "notice" : "resolve",
-                      alert.id);
+            line = fmt::format("{} recovered: {} {}", name, emission.notify ? "notice" : "resolve",
+                               alert.id);
         } else {
-            log::info("{} {} (pid {}, from state {}, event {} of its story): alert {}", name,
-                      alert.state == "EXITED"
-                          ? (alert.expected.value_or(false) ? "exited" : "exited unexpectedly")
-                          : "entered " + alert.state,
-                      alert.pid ? std::to_string(*alert.pid) : "unknown", alert.from_state,
-                      emission.occurrence, alert.id);
+            line = fmt::format(
+                "{} {} (pid {}, from state {}, event {} of its story): alert {}", name,
+                alert.state == "EXITED"
+                    ? (alert.expected.value_or(false) ? "exited" : "exited unexpectedly")
+                    : "entered " + alert.state,
+                alert.pid ? std::to_string(*alert.pid) : "unknown", alert.from_state,
+                emission.occurrence, alert.id);
         }
-        m_sink.submit(alert);
-        ++count;
+        out.push_back({std::move(line), std::move(alert)});
+        ++m_unsent;
+    }
+}
+
+std::size_t CrashLoopMonitor::send(const std::vector<Outgoing>& out) {
+    std::size_t count = 0;
+    for (const Outgoing& item : out) {
+        log::line(item.line);
+        if (item.alert) {
+            m_sink.submit(*item.alert);
+            ++count;
+        }
     }
     m_submitted += count;
+    if (count > 0) {
+        std::lock_guard lock(m_mutex);
+        m_unsent -= count;
+    }
     return count;
 }
 
-void CrashLoopMonitor::save(Durability durability) {
+void CrashLoopMonitor::persist(Durability durability, bool wait, bool always) {
     if (m_state == nullptr) {
         return;
     }
-    m_unsynced = durability == Durability::process;
-    if (auto saved = m_state->save_state(k_state_name, json_text(m_loops.to_json()), durability);
-        !saved) {
-        log::error("cannot save the crash-loop state ({}); counts since the last save are "
-                   "lost if crashmail stops before the next save",
-                   saved.error());
+    for (;;) {
+        std::unique_lock writer(m_save_mutex, std::defer_lock);
+        if (wait) {
+            writer.lock();
+        } else if (!writer.try_lock()) {
+            // The holder writes this change after its own: it looks again before it lets go
+            // of the writer lock, and once more after.
+            return;
+        }
+        write_newest(durability, always);
+        always = false;
+        writer.unlock();
+        // A change made after write_newest() last looked, whose try_lock then failed, is
+        // this thread's to write (unless alerts are still being submitted: their thread
+        // persists when it is done).
+        std::lock_guard lock(m_mutex);
+        if (m_written == m_version || m_unsent > 0) {
+            return;
+        }
     }
 }
 
-std::size_t CrashLoopMonitor::count_event(const StoryEvent& story) {
+void CrashLoopMonitor::write_newest(Durability durability, bool always) {
+    for (;;) {
+        std::string text;
+        std::uint64_t version = 0;
+        {
+            std::lock_guard lock(m_mutex);
+            // Stories that say an alert was sent are written only once it is in the outbox:
+            // its thread persists after submitting it.
+            if (m_unsent > 0 || (!always && m_written == m_version)) {
+                return;
+            }
+            text = json_text(m_loops.to_json());
+            version = m_version;
+        }
+        always = false;
+        auto saved = m_state->save_state(k_state_name, text, durability);
+        if (!saved) {
+            log::error("cannot save the crash-loop state ({}); counts since the last save are "
+                       "lost if crashmail stops before the next save",
+                       saved.error());
+        }
+        {
+            std::lock_guard lock(m_mutex);
+            m_written = version;
+            if (saved) {
+                // Writes never overlap (m_save_mutex): this one is on top.
+                m_unsynced = durability == Durability::process;
+            }
+        }
+        m_wake.notify_all(); // the clock syncs what is unsynced
+    }
+}
+
+void CrashLoopMonitor::count_event(const StoryEvent& story, std::vector<Outgoing>& out) {
     std::vector<Emission> emissions = m_loops.on_alert_event(story, m_settings.now());
     bool counted = emissions.empty() || emissions.back().kind != AlertKind::alert ||
                    emissions.back().event.id != story.id;
-    std::size_t count = submit(emissions);
+    prepare(emissions, out);
     if (counted) {
-        log::info("{} {}{}: counted by flood control (no alert)",
-                  display_name(story.group, story.process), story.state,
-                  story.logged_at ? " (recovered from supervisord's log)" : "");
+        out.push_back({fmt::format("{} {}{}: counted by flood control (no alert)",
+                                   display_name(story.group, story.process), story.state,
+                                   story.logged_at ? " (recovered from supervisord's log)" : ""),
+                       std::nullopt});
     }
-    return count;
+    // Even with nothing raised the story changed (a count, an event id, a window).
+    ++m_version;
 }
 
 namespace {
@@ -126,22 +191,30 @@ LedgerEntry ledger_entry(const StoryEvent& story) {
 } // namespace
 
 std::size_t CrashLoopMonitor::on_alert_event(const Event& event, const ProcessStateChange& change) {
-    std::lock_guard lock(m_mutex);
-    StoryEvent story = story_event(event, change);
-    story.id = m_settings.alert_id(event, m_settings.instance);
-    if (m_ledger.arrived(ledger_entry(story), m_settings.now())) {
-        log::info("{} {} (pid {}): recovered from supervisord's log already; not counted again",
-                  display_name(change.group_name, change.process_name), change.state,
-                  change.pid ? std::to_string(*change.pid) : "unknown");
-        return 0;
+    std::vector<Outgoing> out;
+    {
+        std::lock_guard lock(m_mutex);
+        StoryEvent story = story_event(event, change);
+        story.id = m_settings.alert_id(event, m_settings.instance);
+        if (m_ledger.arrived(ledger_entry(story), m_settings.now())) {
+            out.push_back(
+                {fmt::format("{} {} (pid {}): recovered from supervisord's log already; not "
+                             "counted again",
+                             display_name(change.group_name, change.process_name), change.state,
+                             change.pid ? std::to_string(*change.pid) : "unknown"),
+                 std::nullopt});
+        } else {
+            count_event(story, out);
+        }
     }
-    std::size_t count = count_event(story);
+    // The alert first, then the story that says it was sent: a crash between the two sends
+    // it again when supervisord redelivers the event (with the same id).
+    std::size_t count = send(out);
     // Every change must survive a crash of crashmail (flood control would start over and a
     // recovery notice would be lost); the clock thread makes it survive one of the machine
     // (an fsync here would hold up supervisord for milliseconds per event, in a crash storm
-    // of all times).
-    save(Durability::process);
-    ++m_changes;
+    // of all times). The clock is woken after the write, not to compete with it.
+    persist(Durability::process, false);
     m_wake.notify_all();
     return count;
 }
@@ -149,45 +222,55 @@ std::size_t CrashLoopMonitor::on_alert_event(const Event& event, const ProcessSt
 std::map<std::string, std::uint64_t>
 CrashLoopMonitor::on_recovered(const std::vector<StoryEvent>& crashes) {
     std::map<std::string, std::uint64_t> recovered;
-    std::lock_guard lock(m_mutex);
-    for (const StoryEvent& story : crashes) {
-        if (!story.logged_at ||
-            !m_ledger.recovered(ledger_entry(story), *story.logged_at, m_settings.now())) {
-            continue; // its event arrived, or it was recovered before
+    std::vector<Outgoing> out;
+    {
+        std::lock_guard lock(m_mutex);
+        for (const StoryEvent& story : crashes) {
+            if (!story.logged_at ||
+                !m_ledger.recovered(ledger_entry(story), *story.logged_at, m_settings.now())) {
+                continue; // its event arrived, or it was recovered before
+            }
+            count_event(story, out);
+            ++recovered[display_name(story.group, story.process)];
         }
-        count_event(story);
-        ++recovered[display_name(story.group, story.process)];
     }
     if (!recovered.empty()) {
-        save(Durability::process);
-        ++m_changes;
+        send(out);
+        persist(Durability::process, false);
         m_wake.notify_all();
     }
     return recovered;
 }
 
 void CrashLoopMonitor::on_other_event(const Event& event, const ProcessStateChange& change) {
-    std::lock_guard lock(m_mutex);
-    if (m_loops.on_other_event(story_event(event, change), m_settings.now())) {
-        save(Durability::process);
-        ++m_changes;
-        m_wake.notify_all();
+    {
+        std::lock_guard lock(m_mutex);
+        if (!m_loops.on_other_event(story_event(event, change), m_settings.now())) {
+            return;
+        }
+        ++m_version;
     }
+    persist(Durability::process, false);
+    m_wake.notify_all();
 }
 
 std::size_t CrashLoopMonitor::tick() {
-    std::lock_guard lock(m_mutex);
-    std::vector<Emission> emissions = m_loops.due(m_settings.now());
-    if (emissions.empty()) {
-        return 0;
+    std::vector<Outgoing> out;
+    {
+        std::lock_guard lock(m_mutex);
+        std::vector<Emission> emissions = m_loops.due(m_settings.now());
+        if (emissions.empty()) {
+            return 0;
+        }
+        prepare(emissions, out);
+        ++m_version;
     }
-    std::size_t count = submit(emissions);
-    save(Durability::disk);
+    std::size_t count = send(out);
+    persist(Durability::disk, true);
     return count;
 }
 
 std::size_t CrashLoopMonitor::submitted() const {
-    std::lock_guard lock(m_mutex);
     return m_submitted;
 }
 
@@ -201,8 +284,7 @@ void CrashLoopMonitor::stop_clock() {
         m_wake.notify_all();
         m_clock.join();
     }
-    std::lock_guard lock(m_mutex);
-    save(Durability::disk);
+    persist(Durability::disk, true, true);
 }
 
 void CrashLoopMonitor::clock_loop(const std::stop_token& stop) {
@@ -213,7 +295,8 @@ void CrashLoopMonitor::clock_loop(const std::stop_token& stop) {
         std::unique_lock lock(m_mutex);
         if (m_unsynced && m_state != nullptr && steady_clock::now() >= last_sync + k_clock_period) {
             // fsync what the event loop wrote, at most once a second and without holding it
-            // up: a newer write meanwhile sets m_unsynced again and is synced next time.
+            // up (nor the writer lock): a write meanwhile sets m_unsynced again once it is
+            // done, and is synced next time.
             m_unsynced = false;
             last_sync = steady_clock::now();
             lock.unlock();
@@ -236,11 +319,13 @@ void CrashLoopMonitor::clock_loop(const std::stop_token& stop) {
             auto sync_wait = std::max(until, milliseconds(1));
             wait = wait ? std::min(*wait, sync_wait) : sync_wait;
         }
-        const std::uint64_t seen = m_changes;
+        const std::uint64_t seen = m_version;
+        const bool unsynced = m_unsynced;
+        auto changed = [&] { return m_version != seen || m_unsynced != unsynced; };
         if (wait) {
-            m_wake.wait_for(lock, stop, *wait, [&] { return m_changes != seen; });
+            m_wake.wait_for(lock, stop, *wait, changed);
         } else {
-            m_wake.wait(lock, stop, [&] { return m_changes != seen; });
+            m_wake.wait(lock, stop, changed);
         }
     }
 }

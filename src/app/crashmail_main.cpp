@@ -1,5 +1,6 @@
 #include "app/crashmail_main.hpp"
 
+#include "alert/spool_notice.hpp"
 #include "alert/templates.hpp"
 #include "app/channels.hpp"
 #include "app/discard_monitor.hpp"
@@ -175,6 +176,21 @@ int serve(const Options& options, std::vector<std::unique_ptr<Transport>> channe
     delivery.enricher = make_enricher(options, std::move(templates));
     delivery.batch = options.batch;
     delivery.digest_prefix = options.optional_header;
+    // What waits in memory, for --status: one pwrite into a block allocated now, so that it
+    // can still be written when the disk is full.
+    std::unique_ptr<FileMark> outbox_mark;
+    if (auto opened = FileMark::open((*spool)->directory() / "outbox.mark")) {
+        outbox_mark = std::move(*opened);
+        delivery.outbox.mark = outbox_mark.get();
+    } else {
+        log::error("spool: {}; --status cannot show alerts that wait in memory", opened.error());
+    }
+    delivery.spool_notice = [context, instance = settings.instance,
+                             directory = (*spool)->directory().string()](const std::string& reason,
+                                                                         std::size_t count) {
+        auto now = std::chrono::system_clock::now();
+        return spool_alert(context, reason, count, directory, now, spool_notice_id(instance, now));
+    };
     Dispatcher dispatcher(std::move(channels), **spool, delivery);
     log::info("started (version {}), {} channel(s), watching {}, spool {}", CRASHMAIL_VERSION,
               dispatcher.channel_count(),
@@ -233,11 +249,14 @@ int serve(const Options& options, std::vector<std::unique_ptr<Transport>> channe
     log::info("stopping ({}): {} events, {} alerts; delivering for up to {} s",
               g_stop_requested != 0 ? "signal" : "end of input", listener.events_seen(),
               listener.alerts_raised(), k_shutdown_grace.count());
-    std::size_t left = dispatcher.shutdown(k_shutdown_grace);
-    if (left > 0) {
-        log::warning("{} deliveries left in the spool for the next start", left);
-        // A worker may still be inside a delivery: leave without running destructors under it.
-        std::_Exit(status);
+    Dispatcher::Stopped left = dispatcher.shutdown(k_shutdown_grace);
+    if (left.pending > 0) {
+        log::warning("{} alert(s) left in the spool for the next start", left.pending);
+    }
+    if (left.lost > 0) {
+        log::error("{} alert(s) lost: the spool never took them ({}); they were held in memory "
+                   "only",
+                   left.lost, left.reason);
     }
     return status;
 }

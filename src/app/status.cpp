@@ -3,11 +3,15 @@
 #include "delivery/spool.hpp"
 #include "util/time.hpp"
 
+#include <cerrno>
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <sys/file.h>
 #include <system_error>
+#include <unistd.h>
 #include <vector>
 
 namespace crashmail {
@@ -17,7 +21,59 @@ struct Counts {
     std::size_t pending = 0;
     std::size_t failed = 0;
     std::size_t unreadable = 0;
+    std::size_t in_memory = 0;
+    std::size_t lost = 0;
 };
+
+// Whether a crashmail holds the directory's lock (it is running).
+bool locked(const std::filesystem::path& directory) {
+    int fd = ::open((directory / "lock").c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return false;
+    }
+    bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    ::close(fd);
+    return held;
+}
+
+// What the outbox's waiting room said last (outbox.mark, delivery/outbox): alerts that wait
+// in memory because the spool refuses them, or that were lost when crashmail stopped.
+void report_outbox(const std::filesystem::path& directory, std::string& out, Counts& counts) {
+    std::ifstream in(directory / "outbox.mark");
+    if (!in) {
+        return;
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    auto document = nlohmann::json::parse(text.str(), nullptr, false);
+    if (!document.is_object()) {
+        return; // never written yet (all spaces), or torn
+    }
+    const auto waiting = document.value("waiting", std::uint64_t{0});
+    const auto lost = document.value("lost", std::uint64_t{0});
+    const std::string reason = document.value("reason", std::string());
+    const auto when = std::chrono::system_clock::time_point(
+        std::chrono::milliseconds(document.value("time_ms", std::int64_t{0})));
+    if (waiting > 0) {
+        if (locked(directory)) {
+            counts.in_memory += waiting;
+            out += fmt::format("in memory: {} alert(s) not durable since {}: the spool refuses "
+                               "them ({}); crashmail retries, and they are lost if it stops "
+                               "first\n",
+                               waiting, timefmt::rfc3339_utc(when), reason);
+        } else {
+            counts.lost += waiting;
+            out += fmt::format("lost: crashmail stopped at or after {} with {} alert(s) in memory "
+                               "that the spool refused ({})\n",
+                               timefmt::rfc3339_utc(when), waiting, reason);
+        }
+    } else if (lost > 0) {
+        counts.lost += lost;
+        out += fmt::format(
+            "lost: {} alert(s) when crashmail stopped at {}: the spool never took them ({})\n",
+            lost, timefmt::rfc3339_utc(when), reason);
+    }
+}
 
 void report_directory(const std::filesystem::path& directory, std::string& out, Counts& counts) {
     for (const char* area : {"pending", "failed"}) {
@@ -89,13 +145,16 @@ std::string status_report(const std::filesystem::path& root) {
     for (const auto& directory : directories) {
         out += fmt::format("spool {}\n", directory.string());
         report_directory(directory, out, counts);
+        report_outbox(directory, out, counts);
         report_discards(directory, out);
     }
     if (directories.empty()) {
         out += fmt::format("no spool under {}\n", root.string());
     }
     out +=
-        fmt::format("{} pending, {} failed{}\n", counts.pending, counts.failed,
+        fmt::format("{} pending, {} failed{}{}{}\n", counts.pending, counts.failed,
+                    counts.in_memory > 0 ? fmt::format(", {} in memory", counts.in_memory) : "",
+                    counts.lost > 0 ? fmt::format(", {} lost", counts.lost) : "",
                     counts.unreadable > 0 ? fmt::format(", {} unreadable", counts.unreadable) : "");
     return out;
 }

@@ -1,28 +1,32 @@
 #pragma once
-// Hands alerts from the event loop to the channels, durably. submit() writes the alert to
-// the outbox (AlertStore) for the channels that want it (Transport::wants(); an alert no
-// channel wants is not stored at all) and returns; each channel has its own worker thread that
-// delivers due alerts, retries transient failures with backoff, and settles the record (removed
-// when every configured channel delivered, moved to failed/ when one gave up; channels no longer
-// configured do not count). submit()'s write is the alert's one fsync; later versions are
-// AlertStore::update()s. The event loop never waits for a delivery, and a slow or dead channel
-// never delays another.
+// Hands alerts from the event loop to the channels, durably: the wiring of the outbox
+// (delivery/outbox), the enrichment stage (delivery/enrichment_stage), the --batch window
+// (delivery/batch_window) and one worker per channel (delivery/channel_worker). submit()
+// stores the alert for the channels that want it (Transport::wants(); an alert no channel
+// wants is not stored at all) with the alert's one fsync, and returns; it takes no lock that
+// another thread holds across I/O. The event loop never waits for a delivery, and a slow or
+// dead channel never delays another.
 
 #include "alert/alert.hpp"
 #include "alert/enricher.hpp"
 #include "delivery/alert_record.hpp"
+#include "delivery/batch_window.hpp"
+#include "delivery/channel_worker.hpp"
+#include "delivery/enrichment_stage.hpp"
+#include "delivery/outbox.hpp"
 #include "delivery/retry_policy.hpp"
 #include "delivery/spool.hpp"
 #include "transport/transport.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <string>
-#include <string_view>
 #include <vector>
 
 namespace crashmail {
@@ -32,13 +36,10 @@ class AlertSink {
 public:
     virtual ~AlertSink() = default;
     // Takes responsibility for `alert`: when this returns, the alert is stored durably (or,
-    // when storage failed, held in memory and the failure logged). Never waits for delivery.
+    // when the store refused it, waits in memory and is retried until it is stored or
+    // delivered everywhere). Never waits for delivery.
     virtual void submit(const Alert& alert) = 0;
 };
-
-// A stable key for a channel in stored records: 16 hex digits of SHA-256 over its
-// identity(), so that the same channel is recognised after a restart.
-std::string channel_key(const Transport& channel);
 
 struct DispatcherSettings {
     RetryPolicy retry;
@@ -49,28 +50,31 @@ struct DispatcherSettings {
     std::function<double()> jitter;
     // The enrichment stage; nullptr: alerts go to the channels as submitted.
     std::shared_ptr<AlertEnricher> enricher;
-    // An alert that waited longer than this for the enrichment stage is skipped (its
-    // details would describe a later instance of the process anyway) rather than held back.
+    // See EnrichmentSettings::max_wait.
     std::chrono::milliseconds enrich_max_wait{10000};
-    // --batch: 0 sends each alert on its own. Otherwise an alert, once the enrichment stage
-    // is done with it, is held (durably: its record is marked `held` in the store) instead of
-    // going to the channels. The first alert held opens a window that ends `batch` later;
-    // then one digest of every held alert (make_digest()) is stored, the held records are
-    // removed, and the digest goes to every channel that wants it like any alert (retries,
-    // failed/). Delivery stays at-least-once: a crash between storing the digest and removing
-    // its items sends those items again after the restart. On shutdown() held alerts stay in
-    // the store (no half-window digest); recover() holds them again in a window that ends at
-    // the oldest one's time + `batch` (at once when that is past, or when batch is now 0).
+    // --batch (see delivery/batch_window.hpp): 0 sends each alert on its own. On shutdown()
+    // held alerts stay in the store (no half-window digest); recover() holds them again in a
+    // window that ends at the oldest one's time + `batch` (at once when that is past, or when
+    // batch is now 0).
     std::chrono::milliseconds batch{0};
     // The clock of the --batch windows (tests give a fake one); system_clock::now when empty.
     std::function<std::chrono::system_clock::time_point()> now;
     // -o: a digest's subject starts with "PREFIX: " when this is not empty.
     std::string digest_prefix;
+    // The waiting room's backoff and the --status mark; its callbacks, when set, are called
+    // after the dispatcher's own.
+    OutboxSettings outbox;
+    // The notice sent through every channel when the spool starts refusing records ("spool
+    // not writable: REASON; N alerts not durable"); nullptr: none. At most one per
+    // `notice_interval`, and one per episode (until the spool takes every record again).
+    std::function<Alert(const std::string& reason, std::size_t count)> spool_notice;
+    std::chrono::milliseconds notice_interval{std::chrono::minutes(10)};
 };
 
 class Dispatcher final : public AlertSink {
 public:
-    // Starts one worker per channel. `store` must outlive the dispatcher.
+    // Starts the outbox's retry thread, the stages and one worker per channel. `store` must
+    // outlive the dispatcher.
     Dispatcher(std::vector<std::unique_ptr<Transport>> channels, AlertStore& store,
                DispatcherSettings settings = {});
     // Same as shutdown(0).
@@ -86,58 +90,46 @@ public:
     // "details unavailable: crashmail restarted before fetching them".
     std::size_t recover();
 
+    struct Stopped {
+        std::size_t pending = 0; // alerts left in the store for the next start
+        std::size_t lost = 0;    // alerts the store never took: gone
+        std::string reason;      // why the store refused them (lost > 0)
+    };
     // Takes no more alerts; lets the enrichment stage finish the alert in hand (the rest are
     // skipped: "crashmail stopped before fetching them") and the workers deliver what is due
-    // for up to `grace`, then stops them. Returns the number of deliveries (alert x channel) left
-    // pending; they stay in the store for the next start. A worker still inside a delivery is
-    // detached.
-    std::size_t shutdown(std::chrono::milliseconds grace);
+    // for up to `grace`; then cancels what is still in progress, joins every thread, and
+    // tries the store once more for what waits in memory. Returns what is left, counted.
+    // Idempotent (later calls return the first call's result).
+    Stopped shutdown(std::chrono::milliseconds grace);
 
     std::size_t channel_count() const { return m_workers.size(); }
+    // Records waiting in memory for the store (Outbox::waiting()).
+    std::size_t waiting_in_memory() const { return m_outbox->waiting(); }
 
 private:
-    struct Worker;
-    friend struct Worker;
-    struct Enrichment;
-    friend struct Enrichment;
-    struct Batch;
-    friend struct Batch;
-
-    // Queues the record for every channel it has a state for (`force`: even past the queue
-    // limit).
-    void queue_for_channels(const AlertRecord& record, bool force);
-    // Sends a record the enrichment stage is done with on its way: holds it for the digest
-    // when it is marked held, else queues it for the channels.
-    void forward(const AlertRecord& record, bool in_memory);
-    // Holds record `id` (already marked held) in the batch window; the window ends at
-    // `window_end` unless it is open already (then it ends earlier or as planned).
+    // Sends a record on its way: holds it for the digest when it is marked held, else
+    // queues it for every channel it has a state for.
+    void forward(const AlertRecord& record);
     void hold(const std::string& id, std::chrono::system_clock::time_point window_end);
-    // Builds, stores and queues the digest of the held records `ids`, then removes them.
     void send_digest(const std::vector<std::string>& ids);
-    // The alert of record `id` if it still waits for enrichment; std::nullopt otherwise
-    // (gone, or already enriched: then it is queued for the channels).
-    std::optional<Alert> alert_to_enrich(const std::string& id);
-    // Stores the enriched alert (clearing details_pending) and queues it for the channels.
-    void finish_enrichment(const std::string& id, Alert alert);
+    std::map<std::string, ChannelState> channels_for(const Alert& alert) const;
+    // Whether a configured channel still has to deliver `record` (pending, or no state yet
+    // and it wants it).
+    bool waits_for_a_channel(const AlertRecord& record) const;
+    void on_memory_only(const std::string& reason, std::size_t count);
 
-    // Reads a record from memory (when the store failed) or the store.
-    std::expected<std::optional<AlertRecord>, std::string> load(const std::string& id);
-    // Records the outcome of one delivery and settles the record when no channel is pending.
-    // Returns when to try again, if the channel is still pending.
-    std::optional<std::chrono::system_clock::time_point>
-    record_outcome(const std::string& id, const Worker& worker,
-                   const std::expected<void, Failure>& result);
-    // Queues up to the queue limit of the store's pending deliveries for `worker`.
-    std::size_t refill(Worker& worker);
-
-    AlertStore& m_store;
     DispatcherSettings m_settings;
-    std::vector<std::shared_ptr<Worker>> m_workers;
-    std::shared_ptr<Enrichment> m_enrichment; // nullptr without an enricher
-    std::shared_ptr<Batch> m_batch;           // nullptr without --batch
-    std::mutex m_records_mutex;               // one record update at a time: read, change, write
-    std::map<std::string, AlertRecord> m_unsaved; // records the store could not take
-    bool m_stopped = false;
+    DigestSettings m_digest;
+    std::shared_ptr<Outbox> m_outbox;
+    std::shared_ptr<const std::set<std::string>> m_configured; // every channel's key
+    std::vector<std::shared_ptr<ChannelWorker>> m_workers;
+    std::unique_ptr<EnrichmentStage> m_enrichment; // nullptr without an enricher
+    std::unique_ptr<BatchWindow> m_batch;          // nullptr without --batch
+    std::atomic<bool> m_stopped{false};
+    std::mutex m_notice_mutex; // guards the two below; never held across I/O
+    std::optional<std::chrono::steady_clock::time_point> m_last_notice;
+    bool m_notice_due = true; // no notice yet in this episode
+    Stopped m_stop_result;
 };
 
 } // namespace crashmail

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace crashmail {
@@ -25,6 +26,25 @@ FileMark::open(const std::filesystem::path& path) {
     }
     if (fd < 0) {
         return std::unexpected(errno_text("cannot open", path));
+    }
+    // The block is allocated now, so that later saves overwrite it in place and still work
+    // on a full disk: a mark shorter than a block gets one of spaces (which reads as none).
+    struct stat status {};
+    if (::fstat(fd, &status) != 0) {
+        std::string error = errno_text("cannot stat", path);
+        ::close(fd);
+        return std::unexpected(error);
+    }
+    if (status.st_size < static_cast<off_t>(k_mark_bytes)) {
+        char block[k_mark_bytes];
+        std::memset(block, ' ', sizeof block);
+        block[k_mark_bytes - 1] = '\n';
+        if (::pwrite(fd, block, sizeof block, 0) != static_cast<ssize_t>(sizeof block) ||
+            ::fsync(fd) != 0) {
+            std::string error = errno_text("cannot allocate", path);
+            ::close(fd);
+            return std::unexpected(error);
+        }
     }
     return std::unique_ptr<FileMark>(new FileMark(path, fd, created));
 }

@@ -28,7 +28,9 @@ inline constexpr std::size_t k_mark_bytes = 512;
 
 class FileMark final : public MarkStore {
 public:
-    // Opens (creating, mode 0600) the file at `path`.
+    // Opens (creating, mode 0600) the file at `path`, and gives it its whole block (spaces,
+    // which read as no record) when it is shorter, so that save() never needs new space: it
+    // still works on a full disk.
     static std::expected<std::unique_ptr<FileMark>, std::string>
     open(const std::filesystem::path& path);
     ~FileMark() override;

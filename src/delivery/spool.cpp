@@ -1,5 +1,7 @@
 #include "delivery/spool.hpp"
 
+#include "util/log.hpp"
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -10,8 +12,28 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <vector>
 
 namespace crashmail {
+
+struct DirectorySpool::Directories {
+    int lock_fd = -1; // flock(2)ed
+    int directory_fd = -1;
+    int pending_fd = -1;
+    int failed_fd = -1;
+
+    Directories() = default;
+    Directories(const Directories&) = delete;
+    Directories& operator=(const Directories&) = delete;
+    ~Directories() {
+        for (int fd : {pending_fd, failed_fd, directory_fd, lock_fd}) {
+            if (fd >= 0) {
+                ::close(fd);
+            }
+        }
+    }
+};
+
 namespace {
 
 constexpr std::string_view k_suffix = ".json";
@@ -78,12 +100,37 @@ std::expected<std::string, std::string> read_file(const std::filesystem::path& p
     return content;
 }
 
+using Identity = std::pair<dev_t, ino_t>;
+
+// What `path` names, or std::nullopt when it names nothing.
+std::optional<Identity> identity(const std::filesystem::path& path) {
+    struct stat info {};
+    if (::stat(path.c_str(), &info) != 0) {
+        return std::nullopt;
+    }
+    return Identity(info.st_dev, info.st_ino);
+}
+
+// What `fd` holds open.
+std::optional<Identity> identity(int fd) {
+    struct stat info {};
+    if (::fstat(fd, &info) != 0) {
+        return std::nullopt;
+    }
+    return Identity(info.st_dev, info.st_ino);
+}
+
+// True when `path` still names the file or directory `fd` holds open.
+bool still_there(const std::filesystem::path& path, int fd) {
+    auto named = identity(path);
+    return named && named == identity(fd);
+}
+
 } // namespace
 
-std::expected<std::unique_ptr<DirectorySpool>, std::string>
-DirectorySpool::open(const std::filesystem::path& directory) {
-    std::unique_ptr<DirectorySpool> spool(new DirectorySpool());
-    spool->m_directory = directory;
+std::expected<DirectorySpool::DirectoriesPtr, std::string>
+DirectorySpool::open_directories(const std::filesystem::path& directory,
+                                 const Directories* previous) {
     // Parents (e.g. ~/.local/state) are created with the usual 0755; the spool itself 0700.
     std::error_code ignored;
     std::filesystem::create_directories(directory.parent_path(), ignored);
@@ -94,37 +141,125 @@ DirectorySpool::open(const std::filesystem::path& directory) {
         }
     }
     ::chmod(directory.c_str(), 0700);
+    auto directories = std::make_shared<Directories>();
     auto lock_path = directory / "lock";
-    spool->m_lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (spool->m_lock_fd < 0) {
-        return std::unexpected(errno_text("cannot open", lock_path));
+    if (previous != nullptr && still_there(lock_path, previous->lock_fd)) {
+        // The same open file description: the flock stays held when `previous` closes.
+        directories->lock_fd = ::fcntl(previous->lock_fd, F_DUPFD_CLOEXEC, 0);
+        if (directories->lock_fd < 0) {
+            return std::unexpected(errno_text("cannot duplicate the lock of", directory));
+        }
+    } else {
+        directories->lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (directories->lock_fd < 0) {
+            return std::unexpected(errno_text("cannot open", lock_path));
+        }
+        if (::flock(directories->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+            return std::unexpected(fmt::format(
+                "spool {} is in use by another crashmail (give each listener its own --spool "
+                "or process name)",
+                directory.string()));
+        }
     }
-    if (::flock(spool->m_lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        return std::unexpected(fmt::format(
-            "spool {} is in use by another crashmail (give each listener its own --spool "
-            "or process name)",
-            directory.string()));
-    }
-    spool->m_pending_fd =
+    directories->pending_fd =
         ::open((directory / "pending").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    spool->m_failed_fd = ::open((directory / "failed").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    spool->m_directory_fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (spool->m_pending_fd < 0 || spool->m_failed_fd < 0 || spool->m_directory_fd < 0) {
+    directories->failed_fd =
+        ::open((directory / "failed").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    directories->directory_fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (directories->pending_fd < 0 || directories->failed_fd < 0 ||
+        directories->directory_fd < 0) {
         return std::unexpected(errno_text("cannot open the spool's directories in", directory));
     }
+    return directories;
+}
+
+std::vector<std::string> DirectorySpool::missing_parts(const std::filesystem::path& directory,
+                                                       const Directories& directories) {
+    if (!still_there(directory, directories.directory_fd)) {
+        return {"the whole directory"};
+    }
+    std::vector<std::string> missing;
+    std::error_code ignored;
+    if (!std::filesystem::is_directory(directory / "tmp", ignored)) {
+        missing.emplace_back("tmp/");
+    }
+    if (!still_there(directory / "pending", directories.pending_fd)) {
+        missing.emplace_back("pending/");
+    }
+    if (!still_there(directory / "failed", directories.failed_fd)) {
+        missing.emplace_back("failed/");
+    }
+    if (!still_there(directory / "lock", directories.lock_fd)) {
+        missing.emplace_back("lock");
+    }
+    return missing;
+}
+
+std::expected<std::unique_ptr<DirectorySpool>, std::string>
+DirectorySpool::open(const std::filesystem::path& directory) {
+    std::unique_ptr<DirectorySpool> spool(new DirectorySpool());
+    spool->m_directory = directory;
+    auto directories = open_directories(directory, nullptr);
+    if (!directories) {
+        return std::unexpected(directories.error());
+    }
+    spool->m_directories = std::move(*directories);
     // Leftovers of writes interrupted by a crash.
+    std::error_code ignored;
     for (const auto& entry : std::filesystem::directory_iterator(directory / "tmp", ignored)) {
         std::filesystem::remove(entry.path(), ignored);
     }
     return spool;
 }
 
-DirectorySpool::~DirectorySpool() {
-    for (int fd : {m_pending_fd, m_failed_fd, m_directory_fd, m_lock_fd}) {
-        if (fd >= 0) {
-            ::close(fd);
-        }
+DirectorySpool::~DirectorySpool() = default;
+
+DirectorySpool::DirectoriesPtr DirectorySpool::directories() const {
+    std::lock_guard lock(m_mutex);
+    return m_directories;
+}
+
+std::expected<DirectorySpool::DirectoriesPtr, std::string>
+DirectorySpool::repair(const DirectoriesPtr& stale) {
+    std::lock_guard repairing(m_repair_mutex);
+    if (DirectoriesPtr now = directories(); now != stale) {
+        return now; // another thread re-created the directory meanwhile
     }
+    const std::vector<std::string> missing = missing_parts(m_directory, *stale);
+    if (missing.empty()) {
+        return DirectoriesPtr();
+    }
+    auto fresh = open_directories(m_directory, stale.get());
+    if (!fresh) {
+        return std::unexpected(fresh.error());
+    }
+    DirectoriesPtr made = std::move(*fresh);
+    {
+        std::lock_guard lock(m_mutex);
+        m_directories = made;
+    }
+    log::warning("spool directory {} vanished (missing: {}); re-created it", m_directory.string(),
+                 fmt::join(missing, ", "));
+    return made;
+}
+
+std::expected<void, std::string> DirectorySpool::write_repairing(
+    const std::function<std::expected<void, std::string>(const Directories&)>& write) {
+    const DirectoriesPtr used = directories();
+    auto written = write(*used);
+    if (written) {
+        return written;
+    }
+    auto repaired = repair(used);
+    if (!repaired) {
+        return std::unexpected(fmt::format("{} (the spool directory vanished and cannot be "
+                                           "re-created: {})",
+                                           written.error(), repaired.error()));
+    }
+    if (*repaired == nullptr) {
+        return written;
+    }
+    return write(**repaired);
 }
 
 std::expected<void, std::string> DirectorySpool::write_file(const std::filesystem::path& final_path,
@@ -173,16 +308,22 @@ std::expected<void, std::string> DirectorySpool::save(const AlertRecord& record)
     if (!valid_id(record.alert.id)) {
         return std::unexpected("invalid alert id '" + record.alert.id + "'");
     }
-    return write_file(m_directory / "pending" / (record.alert.id + std::string(k_suffix)),
-                      m_pending_fd, record_to_json(record));
+    const auto path = m_directory / "pending" / (record.alert.id + std::string(k_suffix));
+    const std::string content = record_to_json(record);
+    return write_repairing([&](const Directories& directories) {
+        return write_file(path, directories.pending_fd, content);
+    });
 }
 
 std::expected<void, std::string> DirectorySpool::update(const AlertRecord& record) {
     if (!valid_id(record.alert.id)) {
         return std::unexpected("invalid alert id '" + record.alert.id + "'");
     }
-    return write_file(m_directory / "pending" / (record.alert.id + std::string(k_suffix)),
-                      m_pending_fd, record_to_json(record), Durability::process);
+    const auto path = m_directory / "pending" / (record.alert.id + std::string(k_suffix));
+    const std::string content = record_to_json(record);
+    return write_repairing([&](const Directories& directories) {
+        return write_file(path, directories.pending_fd, content, Durability::process);
+    });
 }
 
 std::expected<std::optional<AlertRecord>, std::string> DirectorySpool::load(const std::string& id) {
@@ -218,8 +359,11 @@ std::expected<void, std::string> DirectorySpool::fail(const AlertRecord& record)
     if (!valid_id(record.alert.id)) {
         return std::unexpected("invalid alert id '" + record.alert.id + "'");
     }
-    auto written = write_file(m_directory / "failed" / (record.alert.id + std::string(k_suffix)),
-                              m_failed_fd, record_to_json(record));
+    const auto path = m_directory / "failed" / (record.alert.id + std::string(k_suffix));
+    const std::string content = record_to_json(record);
+    auto written = write_repairing([&](const Directories& directories) {
+        return write_file(path, directories.failed_fd, content);
+    });
     if (!written) {
         return written;
     }
@@ -304,7 +448,10 @@ std::expected<void, std::string> DirectorySpool::save_state(std::string_view nam
     if (!valid_id(file)) {
         return std::unexpected("invalid state name '" + file + "'");
     }
-    return write_file(m_directory / (file + ".state.json"), m_directory_fd, content, durability);
+    const auto path = m_directory / (file + ".state.json");
+    return write_repairing([&](const Directories& directories) {
+        return write_file(path, directories.directory_fd, content, durability);
+    });
 }
 
 std::expected<void, std::string> DirectorySpool::sync_state(std::string_view name) {
@@ -323,7 +470,7 @@ std::expected<void, std::string> DirectorySpool::sync_state(std::string_view nam
     if (!synced) {
         return std::unexpected(errno_text("cannot fsync", path));
     }
-    if (::fsync(m_directory_fd) != 0) {
+    if (::fsync(directories()->directory_fd) != 0) {
         return std::unexpected(errno_text("cannot fsync the directory of", path));
     }
     return {};

@@ -8,15 +8,26 @@
 //   DIR/pending/ID.json  alerts with a channel still to deliver (mode 0600)
 //   DIR/failed/ID.json   alerts a channel gave up on, with the reason (mode 0600)
 //   DIR/NAME.state.json  small state files (StateStore), e.g. the crash-loop stories
+//
+// A cleanup job may remove DIR (rm -rf), or only tmp/, pending/ or failed/, while crashmail
+// runs. When a save(), update(), fail() or save_state() fails, DirectorySpool looks whether
+// that is why (a part missing, or a path now naming another directory than the one it holds
+// open); if so it re-creates what is missing (mode 0700, the lock file 0600, locked again),
+// reopens its directories, logs one warning saying what was missing, and retries the write
+// once. Only a failure pays for the look: the success path does no extra I/O. A record or
+// state file that vanished with the directory is gone; what is written afterwards is kept.
 
 #include "delivery/alert_record.hpp"
 
 #include <expected>
 #include <filesystem>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace crashmail {
 
@@ -68,6 +79,8 @@ public:
     load_state(std::string_view name) = 0;
 };
 
+// Safe to use from several threads at once (the event loop saves, channel workers update,
+// remove and fail, the crash-loop monitor saves state).
 class DirectorySpool final : public AlertStore, public StateStore {
 public:
     // Opens (creating, mode 0700) `directory` and its tmp/, pending/ and failed/, and locks
@@ -92,16 +105,44 @@ public:
     const std::filesystem::path& directory() const { return m_directory; }
 
 private:
+    // The descriptors of one incarnation of the directory (defined in spool.cpp): the lock,
+    // DIR, DIR/pending and DIR/failed; closed when the last operation using them is done.
+    struct Directories;
+    using DirectoriesPtr = std::shared_ptr<const Directories>;
+
     DirectorySpool() = default;
+    // Creates what is missing of the spool at `directory` (parents 0755, the spool and its
+    // areas 0700, the lock file 0600), opens its directories and locks it. The lock of
+    // `previous` is kept when its file is still there; otherwise the lock file is locked
+    // anew, and the error says when another crashmail holds it.
+    static std::expected<DirectoriesPtr, std::string>
+    open_directories(const std::filesystem::path& directory, const Directories* previous);
+    // What of the spool at `directory` is gone (removed, or replaced by another directory)
+    // since `directories` were opened: "the whole directory", or some of "tmp/", "pending/",
+    // "failed/", "lock"; empty when everything is in place.
+    static std::vector<std::string> missing_parts(const std::filesystem::path& directory,
+                                                  const Directories& directories);
+    // The directories to use now: a copy taken under m_mutex, so that a repair can swap in
+    // new ones while other threads finish with the old.
+    DirectoriesPtr directories() const;
+    // Runs `write` with the current directories; when it fails because (part of) the
+    // directory vanished, repairs and runs it once more with the new directories.
+    std::expected<void, std::string> write_repairing(
+        const std::function<std::expected<void, std::string>(const Directories&)>& write);
+    // After a write through `stale` failed: returns the directories to retry with (re-created
+    // now, or by another thread meanwhile), nullptr when nothing vanished (the failure has
+    // another cause), or why re-creating failed.
+    std::expected<DirectoriesPtr, std::string> repair(const DirectoriesPtr& stale);
     std::expected<void, std::string> write_file(const std::filesystem::path& final_path,
                                                 int directory_fd, const std::string& content,
                                                 Durability durability = Durability::disk);
 
     std::filesystem::path m_directory;
-    int m_lock_fd = -1;
-    int m_pending_fd = -1;
-    int m_failed_fd = -1;
-    int m_directory_fd = -1;
+    mutable std::mutex m_mutex; // guards m_directories alone; never held across I/O
+    DirectoriesPtr m_directories;
+    // One repair at a time, taken only after a failed write: two threads re-creating the lock
+    // file at once would each find the other's flock and take it for another crashmail's.
+    std::mutex m_repair_mutex;
 };
 
 // The spool root used when --spool is not given: /var/spool/crashmail when it exists or can

@@ -18,6 +18,8 @@ using namespace std::chrono_literals;
 constexpr std::size_t k_max_line_bytes = 4000;
 constexpr std::string_view k_replacement = "\xEF\xBF\xBD"; // U+FFFD
 constexpr std::chrono::milliseconds k_probe_timeout{2000};
+// Why what is left was not asked for once crashmail is stopping.
+constexpr std::string_view k_stopped_reason = "crashmail stopped before fetching them";
 
 // Removes ANSI CSI sequences (ESC [ ... final byte), replaces other control characters but
 // tab by U+FFFD, and cuts the line to k_max_line_bytes.
@@ -53,12 +55,16 @@ std::string clean_line(std::string_view line) {
 // One alert's fetching: the time budget, and what went wrong so far.
 class Fetch {
 public:
-    Fetch(SupervisorRpc& rpc, const CrashDetailsSettings& settings)
-        : m_rpc(rpc), m_settings(settings), m_deadline(settings.clock() + settings.budget) {}
+    Fetch(SupervisorRpc& rpc, const CrashDetailsSettings& settings, const std::atomic<bool>* cancel)
+        : m_rpc(rpc), m_settings(settings), m_cancel(cancel),
+          m_deadline(settings.clock() + settings.budget) {}
 
-    // The time left for the next call, or std::nullopt when an earlier failure means asking
-    // again is pointless (the reason is then in blocking()).
-    std::optional<std::chrono::milliseconds> time_left() const {
+    // The time left for the next call, or std::nullopt when an earlier failure or crashmail
+    // stopping means asking again is pointless (the reason is then in blocking()).
+    std::optional<std::chrono::milliseconds> time_left() {
+        if (!m_blocking && m_cancel != nullptr && m_cancel->load(std::memory_order_acquire)) {
+            m_blocking = std::string(k_stopped_reason);
+        }
         if (m_blocking) {
             return std::nullopt;
         }
@@ -69,6 +75,13 @@ public:
 
     // Records a failed part ("log tail unavailable", "exit status unknown").
     void failed(std::string_view part, RpcError error) {
+        if (error.kind == RpcError::Kind::cancelled) {
+            if (!m_blocking) {
+                m_blocking = std::string(k_stopped_reason);
+            }
+            m_parts.push_back({std::string(part), std::string(k_stopped_reason), true});
+            return;
+        }
         if (error.kind == RpcError::Kind::timeout) {
             error.message = "no answer within " + seconds_text(m_settings.budget);
         }
@@ -124,6 +137,7 @@ private:
     };
     SupervisorRpc& m_rpc;
     const CrashDetailsSettings& m_settings;
+    const std::atomic<bool>* m_cancel;
     std::chrono::steady_clock::time_point m_deadline;
     std::optional<std::string> m_blocking;
     std::vector<Part> m_parts;
@@ -250,10 +264,11 @@ std::string last_lines(std::string_view text, int lines, bool overflow) {
     return out;
 }
 
-void fetch_crash_details(Alert& alert, SupervisorRpc& rpc, const CrashDetailsSettings& settings) {
+void fetch_crash_details(Alert& alert, SupervisorRpc& rpc, const CrashDetailsSettings& settings,
+                         const std::atomic<bool>* cancel) {
     const std::string name =
         alert.group.empty() ? alert.process : fmt::format("{}:{}", alert.group, alert.process);
-    Fetch fetch(rpc, settings);
+    Fetch fetch(rpc, settings, cancel);
     if (settings.tail_lines > 0) {
         fetch_tail(alert, name, rpc, settings, fetch);
     }
@@ -276,7 +291,7 @@ void CrashDetailsEnricher::start() {
         return;
     }
     auto info = m_rpc->process_info(m_self_name, k_probe_timeout);
-    if (!info) {
+    if (!info && info.error().kind != RpcError::Kind::cancelled) {
         log::warning("cannot ask supervisord why processes crash ({}); alerts will say so",
                      info.error().describe(m_rpc->server()));
     }
@@ -284,11 +299,15 @@ void CrashDetailsEnricher::start() {
 
 void CrashDetailsEnricher::enrich(Alert& alert) {
     if (alert.kind == AlertKind::recovery || alert.kind == AlertKind::digest ||
-        alert.kind == AlertKind::dropped) {
+        alert.kind == AlertKind::dropped || alert.kind == AlertKind::spool) {
         render_alert_text(alert, m_templates); // nothing crashed: nothing to fetch
         return;
     }
-    fetch_crash_details(alert, *m_rpc, m_settings);
+    if (m_cancelled.load(std::memory_order_acquire)) {
+        skip(alert, k_stopped_note);
+        return;
+    }
+    fetch_crash_details(alert, *m_rpc, m_settings, &m_cancelled);
     std::vector<std::string> found;
     if (!alert.exit_status.empty()) {
         found.push_back(alert.exit_status);
@@ -314,6 +333,11 @@ void CrashDetailsEnricher::enrich(Alert& alert) {
 void CrashDetailsEnricher::skip(Alert& alert, std::string_view reason) {
     alert.details_note = std::string(reason);
     render_alert_text(alert, m_templates);
+}
+
+void CrashDetailsEnricher::cancel() {
+    m_cancelled.store(true, std::memory_order_release);
+    m_rpc->cancel();
 }
 
 } // namespace crashmail

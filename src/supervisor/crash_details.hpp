@@ -9,6 +9,7 @@
 #include "alert/templates.hpp"
 #include "supervisor/rpc_client.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -47,8 +48,16 @@ std::string last_lines(std::string_view text, int lines, bool overflow);
 // calls together take at most settings.budget: after a time-out, a refused connection or an
 // authentication failure nothing more is asked. A read answered HTTP 500 (its window began
 // inside a multi-byte character, Supervisor/supervisor#1485) is retried 1, 2 and 3 bytes
-// shorter.
-void fetch_crash_details(Alert& alert, SupervisorRpc& rpc, const CrashDetailsSettings& settings);
+// shorter. Once `*cancel` is set (looked at before every call; another thread may set it at
+// any time) or a call answers RpcError::Kind::cancelled, nothing more is asked and what is
+// left is noted as "crashmail stopped before fetching them" (the whole note reads
+// k_stopped_note when nothing had been had).
+void fetch_crash_details(Alert& alert, SupervisorRpc& rpc, const CrashDetailsSettings& settings,
+                         const std::atomic<bool>* cancel = nullptr);
+
+// The note of an alert whose details were not fetched because crashmail was stopping.
+inline constexpr std::string_view k_stopped_note =
+    "details unavailable: crashmail stopped before fetching them";
 
 // The dispatcher's enrichment stage for crashmail under supervisord: fetch_crash_details(),
 // then render_alert_text() with the --subject/--body templates.
@@ -64,12 +73,18 @@ public:
     void start() override;
     void enrich(Alert& alert) override;
     void skip(Alert& alert, std::string_view reason) override;
+    // Makes an enrich() in progress return soon (the call to supervisord in progress is
+    // aborted through SupervisorRpc::cancel(), within about a second), skipping what is left;
+    // a later enrich() fetches nothing and renders as skip(alert, k_stopped_note) would.
+    // Thread-safe.
+    void cancel() override;
 
 private:
     std::unique_ptr<SupervisorRpc> m_rpc;
     CrashDetailsSettings m_settings;
     AlertTemplates m_templates;
     std::string m_self_name;
+    std::atomic<bool> m_cancelled{false};
 };
 
 } // namespace crashmail

@@ -15,6 +15,7 @@ namespace {
 
 constexpr std::size_t k_max_answer_bytes = 8 * 1024 * 1024;
 constexpr std::size_t k_message_bytes = 300;
+constexpr std::string_view k_cancelled_message = "cancelled: crashmail is stopping";
 
 struct Answer {
     std::string body;
@@ -123,6 +124,9 @@ CurlSupervisorRpc::CurlSupervisorRpc(std::string server_url, RpcCredentials cred
 std::expected<xmlrpc::Value, RpcError>
 CurlSupervisorRpc::call(std::string_view method, const std::vector<xmlrpc::Value>& params,
                         std::chrono::milliseconds timeout) {
+    if (m_cancelled.load(std::memory_order_acquire)) {
+        return std::unexpected(error(RpcError::Kind::cancelled, std::string(k_cancelled_message)));
+    }
     if (!m_endpoint) {
         return std::unexpected(error(RpcError::Kind::unusable, m_endpoint.error()));
     }
@@ -169,7 +173,12 @@ CurlSupervisorRpc::call(std::string_view method, const std::vector<xmlrpc::Value
         curl_easy_setopt(curl, CURLOPT_PASSWORD, m_credentials.password.c_str());
     }
 
+    curl::abort_when(curl, &m_cancelled);
+
     CURLcode code = curl_easy_perform(curl);
+    if (code == CURLE_ABORTED_BY_CALLBACK) {
+        return std::unexpected(error(RpcError::Kind::cancelled, std::string(k_cancelled_message)));
+    }
     if (code == CURLE_OPERATION_TIMEDOUT) {
         return std::unexpected(
             error(RpcError::Kind::timeout, "no answer within " + seconds_text(timeout)));
@@ -193,6 +202,10 @@ CurlSupervisorRpc::call(std::string_view method, const std::vector<xmlrpc::Value
                                      : " (SUPERVISOR_USERNAME/SUPERVISOR_PASSWORD refused)";
     }
     return value;
+}
+
+void CurlSupervisorRpc::cancel() {
+    m_cancelled.store(true, std::memory_order_release);
 }
 
 std::expected<LogTail, RpcError>

@@ -5,6 +5,7 @@
 
 #include "supervisor/xmlrpc.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <expected>
@@ -18,12 +19,13 @@ namespace crashmail {
 // Why a call failed, with what the server said.
 struct RpcError {
     enum class Kind {
-        unusable, // SUPERVISOR_SERVER_URL is not a URL crashmail can speak to
-        connect,  // no connection, or it broke (libcurl's words in `message`)
-        timeout,  // no complete answer within the call's time limit
-        http,     // an HTTP status other than 200 (`http_status`)
-        fault,    // an XML-RPC fault (`fault_code`, e.g. 10 for BAD_NAME)
-        malformed // the answer was not the XML-RPC expected
+        unusable,  // SUPERVISOR_SERVER_URL is not a URL crashmail can speak to
+        connect,   // no connection, or it broke (libcurl's words in `message`)
+        timeout,   // no complete answer within the call's time limit
+        http,      // an HTTP status other than 200 (`http_status`)
+        fault,     // an XML-RPC fault (`fault_code`, e.g. 10 for BAD_NAME)
+        malformed, // the answer was not the XML-RPC expected
+        cancelled  // SupervisorRpc::cancel() was called: crashmail is stopping
     };
     Kind kind = Kind::connect;
     long http_status = 0;
@@ -73,6 +75,10 @@ public:
     all_process_info(std::chrono::milliseconds timeout) = 0;
     // Where the calls go, for messages: "unix:///run/supervisor.sock".
     virtual std::string server() const = 0;
+    // Makes a call in progress return soon (within about a second) with Kind::cancelled, and
+    // every later call return it at once. Thread-safe; called from another thread than the
+    // calls. Default: does nothing (a call then ends within its own time limit).
+    virtual void cancel() {}
 };
 
 // Credentials for supervisord's [unix_http_server]/[inet_http_server] username/password.
@@ -96,9 +102,10 @@ std::expected<RpcEndpoint, std::string> parse_server_url(std::string_view server
 // the tests). `status` 200 with XML is parsed; other statuses give Kind::http.
 std::expected<xmlrpc::Value, RpcError> interpret_answer(long status, std::string_view body);
 
-// libcurl's easy interface: one handle per call (no shared state; calls may come from any
-// thread); no proxy (supervisord is on this machine); no signals; the timeout bounds
-// connecting and the whole exchange; answers larger than 8 MiB are refused.
+// libcurl's easy interface: one handle per call (no shared state but the cancel flag; calls
+// may come from any thread); no proxy (supervisord is on this machine); no signals; the
+// timeout bounds connecting and the whole exchange; answers larger than 8 MiB are refused;
+// cancel() aborts a call through libcurl's progress callback.
 class CurlSupervisorRpc final : public SupervisorRpc {
 public:
     // `server_url` is SUPERVISOR_SERVER_URL as given; an unusable one makes every call fail
@@ -115,6 +122,9 @@ public:
     std::expected<std::vector<ProcessInfo>, RpcError>
     all_process_info(std::chrono::milliseconds timeout) override;
     std::string server() const override { return m_server_url; }
+    // The call in progress ends with Kind::cancelled "cancelled: crashmail is stopping"
+    // within about a second; later calls fail so at once, without connecting.
+    void cancel() override;
 
     // Sends one call and returns its value (faults, HTTP errors and malformed answers as
     // RpcError).
@@ -126,6 +136,7 @@ private:
     std::string m_server_url;
     std::expected<RpcEndpoint, std::string> m_endpoint;
     RpcCredentials m_credentials;
+    std::atomic<bool> m_cancelled{false};
 };
 
 } // namespace crashmail

@@ -123,6 +123,9 @@ std::expected<void, Failure> classify_http_response(long status,
 
 Failure classify_curl_error(int curl_code, std::string_view detail, std::string_view url) {
     Failure failure;
+    if (static_cast<CURLcode>(curl_code) == CURLE_ABORTED_BY_CALLBACK) {
+        detail = k_cancelled_detail; // the only callback that aborts is the cancel flag's
+    }
     failure.message = std::string(url) + ": " + one_line(trim(detail), 300);
     switch (static_cast<CURLcode>(curl_code)) {
     case CURLE_OPERATION_TIMEDOUT:
@@ -186,6 +189,11 @@ CurlHttpClient::CurlHttpClient() {
 std::expected<HttpResponse, Failure> CurlHttpClient::post(const HttpRequest& request) {
     const std::string shown =
         request.display_url.empty() ? redact_url(request.url) : request.display_url;
+    if (request.cancel != nullptr && request.cancel->load(std::memory_order_acquire)) {
+        return std::unexpected(Failure{Failure::Kind::transient,
+                                       shown + ": " + std::string(k_cancelled_detail),
+                                       std::nullopt});
+    }
     curl::Easy easy(curl_easy_init());
     if (!easy) {
         return std::unexpected(
@@ -234,6 +242,7 @@ std::expected<HttpResponse, Failure> CurlHttpClient::post(const HttpRequest& req
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &collected);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_text);
+    curl::abort_when(curl, request.cancel);
 
     CURLcode code = curl_easy_perform(curl);
     if (code != CURLE_OK) {

@@ -6,6 +6,7 @@
 #include "util/http_status.hpp"
 #include "util/text.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <expected>
 #include <optional>
@@ -23,6 +24,10 @@ struct HttpRequest {
     std::string cacert;               // CA bundle file; empty: the system's
     std::chrono::seconds timeout{30}; // bounds the whole exchange
     std::string display_url;          // what failures name; empty: redact_url(url)
+    // When set and true (another thread may set it at any time), the exchange is not started
+    // or ends within about a second: a transient Failure "<url>: cancelled: crashmail is
+    // stopping". Must outlive post().
+    const std::atomic<bool>* cancel = nullptr;
 };
 
 struct HttpResponse {
@@ -65,8 +70,10 @@ std::expected<void, Failure> classify_http_response(
     std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
 
 // Decides what a libcurl error (a CURLcode) means: a timeout is Kind::timeout; a failed TLS
-// verification, a bad CA file, a malformed URL or an unsupported scheme is permanent; any
-// other error (refused, reset, DNS, ...) is transient. `detail` is libcurl's error text.
+// verification, a bad CA file, a malformed URL or an unsupported scheme is permanent; an
+// abort by HttpRequest::cancel (CURLE_ABORTED_BY_CALLBACK) is transient and says
+// "cancelled: crashmail is stopping" instead of `detail`; any other error (refused, reset,
+// DNS, ...) is transient. `detail` is libcurl's error text.
 Failure classify_curl_error(int curl_code, std::string_view detail, std::string_view url);
 
 // Parses a Retry-After value: delta-seconds ("120") or an HTTP-date, which is turned into

@@ -189,6 +189,15 @@ std::optional<Failure> sendmail_failure(std::string_view command, const Subproce
     }
     Failure failure;
     const std::string subject = fmt::format("sendmail command '{}'", printable(command));
+    if (result.cancelled) {
+        failure.kind = Failure::Kind::transient;
+        failure.message =
+            fmt::format("{}: {}{}", subject, k_cancelled_detail, result.started ? " (killed)" : "");
+        if (const std::string said = summarize_output(result.output); !said.empty()) {
+            failure.message += ": " + said;
+        }
+        return failure;
+    }
     if (!result.started) {
         failure.kind = Failure::Kind::transient;
         failure.message = fmt::format("{} could not be started: {}", subject, result.start_error);
@@ -227,9 +236,15 @@ std::string SendmailTransport::name() const {
 }
 
 std::expected<void, Failure> SendmailTransport::deliver(const Alert& alert) {
-    const std::string message = render_mail(alert, m_settings.addresses, LineEnding::lf);
     const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(m_settings.timeout);
-    const SubprocessResult result = run_shell_command(m_settings.command, message, timeout);
+    if (m_cancelled.load(std::memory_order_acquire)) {
+        SubprocessResult not_run;
+        not_run.cancelled = true;
+        return std::unexpected(*sendmail_failure(m_settings.command, not_run, timeout));
+    }
+    const std::string message = render_mail(alert, m_settings.addresses, LineEnding::lf);
+    const SubprocessResult result =
+        run_shell_command(m_settings.command, message, timeout, &m_cancelled);
     if (auto failure = sendmail_failure(m_settings.command, result, timeout)) {
         return std::unexpected(std::move(*failure));
     }
@@ -242,6 +257,10 @@ std::expected<void, Failure> SendmailTransport::deliver(const Alert& alert) {
         log::info("{} said: {}", name(), said);
     }
     return {};
+}
+
+void SendmailTransport::cancel() {
+    m_cancelled.store(true, std::memory_order_release);
 }
 
 } // namespace crashmail

@@ -6,6 +6,7 @@
 #include "transport/transport.hpp"
 #include "util/subprocess.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <optional>
 #include <string>
@@ -28,11 +29,19 @@ public:
 
     // Renders the alert with "\n" line endings and runs the command with it on stdin. Exit
     // status 0 is success (anything the command printed is logged as one info line);
-    // anything else is a Failure classified by sendmail_failure().
+    // anything else is a Failure classified by sendmail_failure(). After cancel(): a
+    // transient Failure at once, the command not run.
     std::expected<void, Failure> deliver(const Alert& alert) override;
+
+    // Ends the command in progress as a time-out would (its process group gets SIGTERM,
+    // SIGKILL a second later; the shell is reaped), reported as a transient "cancelled:
+    // crashmail is stopping"; later deliveries run nothing. A command cut after it handed the
+    // message on may make the alert be sent twice (at least once).
+    void cancel() override;
 
 private:
     SendmailSettings m_settings;
+    std::atomic<bool> m_cancelled{false};
 };
 
 // What kind of failure a sendmail command's exit status means, after sysexits.h as msmtp
@@ -50,12 +59,14 @@ std::string_view exit_status_name(int exit_code);
 // "\xNN", "..." appended when cut. Empty when the output is blank.
 std::string summarize_output(std::string_view output, std::size_t max_bytes = 300);
 
-// Returns std::nullopt when `result` is a success (started, in time, exit status 0), else the
-// Failure to report: the message names the command, says what happened (could not start,
-// timed out after `timeout`, exit status with its sysexits name, or the signal with its
-// strsignal() description) and ends with summarize_output() of what it printed. Could not
-// start and killed by a signal are transient, timed out is Kind::timeout, an exit status is
-// classified by classify_exit_status(). Pure.
+// Returns std::nullopt when `result` is a success (started, in time, not cancelled, exit
+// status 0), else the Failure to report: the message names the command, says what happened
+// (cancelled: "sendmail command '...': cancelled: crashmail is stopping", with "(killed)"
+// when it had started; could not start; timed out after `timeout`; exit status with its
+// sysexits name; or the signal with its strsignal() description) and ends with
+// summarize_output() of what it printed. Cancelled, could not start and killed by a signal
+// are transient, timed out is Kind::timeout, an exit status is classified by
+// classify_exit_status(). Pure.
 std::optional<Failure> sendmail_failure(std::string_view command, const SubprocessResult& result,
                                         std::chrono::milliseconds timeout);
 

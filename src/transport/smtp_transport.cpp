@@ -2,6 +2,7 @@
 
 #include "alert/mail_message.hpp"
 #include "util/curl_handles.hpp"
+#include "util/text.hpp"
 
 #include <algorithm>
 #include <array>
@@ -15,6 +16,7 @@ namespace crashmail {
 
 namespace {
 
+// Text from a peer or the command line is quoted in one line of at most this many bytes.
 constexpr std::size_t k_max_detail_length = 400;
 
 std::string ascii_lower(std::string text) {
@@ -22,24 +24,6 @@ std::string ascii_lower(std::string text) {
         return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
     });
     return text;
-}
-
-// Text from a peer made safe for a one-line log message.
-std::string one_line(std::string_view text) {
-    std::string result;
-    result.reserve(std::min(text.size(), k_max_detail_length));
-    for (const char c : text) {
-        const auto byte = static_cast<unsigned char>(c);
-        result += (byte < 0x20 || byte == 0x7f) ? ' ' : c;
-        if (result.size() >= k_max_detail_length) {
-            result += "...";
-            break;
-        }
-    }
-    while (!result.empty() && result.back() == ' ') {
-        result.pop_back();
-    }
-    return result;
 }
 
 bool is_tls_failure(CURLcode code) {
@@ -171,37 +155,38 @@ int record_debug(CURL* /*handle*/, curl_infotype type, char* data, std::size_t s
 
 std::expected<std::string, std::string> normalize_smtp_url(std::string_view url) {
     const std::string text(url);
+    const std::string shown = one_line(text, k_max_detail_length); // for the errors
     curl::Url handle(curl_url());
     if (!handle) {
         return std::unexpected("cannot parse the SMTP URL (out of memory)");
     }
     const std::size_t separator = text.find("://");
     if (separator != std::string::npos && text.compare(separator, 4, ":///") == 0) {
-        return std::unexpected(fmt::format("invalid SMTP URL '{}': no host", one_line(text)));
+        return std::unexpected(fmt::format("invalid SMTP URL '{}': no host", shown));
     }
     if (separator == std::string::npos) {
         return std::unexpected(fmt::format("'{}' is not an SMTP URL: write smtp://host[:port] or "
                                            "smtps://host[:port]",
-                                           one_line(text)));
+                                           shown));
     }
     const std::string given_scheme = ascii_lower(text.substr(0, separator));
     if (given_scheme != "smtp" && given_scheme != "smtps") {
-        return std::unexpected(fmt::format(
-            "invalid SMTP URL '{}': the scheme must be smtp:// or smtps://", one_line(text)));
+        return std::unexpected(
+            fmt::format("invalid SMTP URL '{}': the scheme must be smtp:// or smtps://", shown));
     }
     if (const CURLUcode rc = curl_url_set(handle.get(), CURLUPART_URL, text.c_str(), 0);
         rc != CURLUE_OK) {
         return std::unexpected(
-            fmt::format("invalid SMTP URL '{}': {}", one_line(text), curl_url_strerror(rc)));
+            fmt::format("invalid SMTP URL '{}': {}", shown, curl_url_strerror(rc)));
     }
     const std::string scheme = ascii_lower(curl::url_part(handle.get(), CURLUPART_SCHEME));
     if (scheme != "smtp" && scheme != "smtps") {
-        return std::unexpected(fmt::format(
-            "invalid SMTP URL '{}': the scheme must be smtp:// or smtps://", one_line(text)));
+        return std::unexpected(
+            fmt::format("invalid SMTP URL '{}': the scheme must be smtp:// or smtps://", shown));
     }
     const std::string host = ascii_lower(curl::url_part(handle.get(), CURLUPART_HOST));
     if (host.empty()) {
-        return std::unexpected(fmt::format("invalid SMTP URL '{}': no host", one_line(text)));
+        return std::unexpected(fmt::format("invalid SMTP URL '{}': no host", shown));
     }
     if (!curl::url_part(handle.get(), CURLUPART_USER).empty() ||
         !curl::url_part(handle.get(), CURLUPART_PASSWORD).empty() ||
@@ -209,22 +194,22 @@ std::expected<std::string, std::string> normalize_smtp_url(std::string_view url)
         return std::unexpected(fmt::format(
             "invalid SMTP URL '{}': credentials do not belong in the URL (use --smtp-user and "
             "--smtp-password-file or CRASHMAIL_SMTP_PASSWORD)",
-            one_line(text)));
+            shown));
     }
     if (!curl::url_part(handle.get(), CURLUPART_ZONEID).empty()) {
         return std::unexpected(
-            fmt::format("invalid SMTP URL '{}': IPv6 zone ids are not supported", one_line(text)));
+            fmt::format("invalid SMTP URL '{}': IPv6 zone ids are not supported", shown));
     }
     const std::string path = curl::url_part(handle.get(), CURLUPART_PATH);
     if ((!path.empty() && path != "/") || !curl::url_part(handle.get(), CURLUPART_QUERY).empty() ||
         !curl::url_part(handle.get(), CURLUPART_FRAGMENT).empty()) {
         return std::unexpected(fmt::format(
             "invalid SMTP URL '{}': only smtp://host[:port] or smtps://host[:port] is allowed",
-            one_line(text)));
+            shown));
     }
     const std::string port = curl::url_part(handle.get(), CURLUPART_PORT, CURLU_DEFAULT_PORT);
     if (port.empty() || port == "0") {
-        return std::unexpected(fmt::format("invalid SMTP URL '{}': bad port", one_line(text)));
+        return std::unexpected(fmt::format("invalid SMTP URL '{}': bad port", shown));
     }
     return fmt::format("{}://{}:{}", scheme, host, port);
 }
@@ -293,7 +278,7 @@ std::string smtp_failure_message(std::string_view url, CURLcode code, long respo
     } else {
         detail = curl_easy_strerror(code);
     }
-    return fmt::format("{}: {}", url, one_line(detail));
+    return fmt::format("{}: {}", url, one_line(trim(detail), k_max_detail_length));
 }
 
 SmtpTransport::SmtpTransport(SmtpSettings settings) : m_settings(std::move(settings)) {
@@ -314,6 +299,9 @@ std::expected<void, Failure> SmtpTransport::deliver(const Alert& alert) {
         return std::unexpected(
             Failure{kind, fmt::format("{}: {}", m_settings.url, detail), std::nullopt});
     };
+    if (m_cancelled.load(std::memory_order_acquire)) {
+        return fail(Failure::Kind::transient, k_cancelled_detail);
+    }
     if (!m_url_error.empty()) {
         return std::unexpected(Failure{Failure::Kind::permanent, m_url_error, std::nullopt});
     }
@@ -322,12 +310,14 @@ std::expected<void, Failure> SmtpTransport::deliver(const Alert& alert) {
     }
     if (!is_safe_address(m_settings.from)) {
         return fail(Failure::Kind::permanent,
-                    fmt::format("invalid sender address '{}'", one_line(m_settings.from)));
+                    fmt::format("invalid sender address '{}'",
+                                one_line(m_settings.from, k_max_detail_length)));
     }
     for (const auto& address : m_settings.to) {
         if (!is_safe_address(address)) {
             return fail(Failure::Kind::permanent,
-                        fmt::format("invalid recipient address '{}'", one_line(address)));
+                        fmt::format("invalid recipient address '{}'",
+                                    one_line(address, k_max_detail_length)));
         }
     }
 
@@ -403,6 +393,9 @@ std::expected<void, Failure> SmtpTransport::deliver(const Alert& alert) {
     set(CURLOPT_DEBUGFUNCTION, &record_debug);
     set(CURLOPT_DEBUGDATA, &replies);
     set(CURLOPT_VERBOSE, 1L);
+    if (rc == CURLE_OK) {
+        rc = curl::abort_when(curl, &m_cancelled);
+    }
     if (rc != CURLE_OK) {
         return fail(Failure::Kind::permanent,
                     fmt::format("libcurl refused an option: {}", curl_easy_strerror(rc)));
@@ -412,6 +405,9 @@ std::expected<void, Failure> SmtpTransport::deliver(const Alert& alert) {
     if (rc == CURLE_OK) {
         return {};
     }
+    if (rc == CURLE_ABORTED_BY_CALLBACK) {
+        return fail(Failure::Kind::transient, k_cancelled_detail);
+    }
     long response_code = 0;
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response_code);
     const std::string last_reply = replies.reply_for(response_code);
@@ -419,6 +415,10 @@ std::expected<void, Failure> SmtpTransport::deliver(const Alert& alert) {
         classify_smtp_failure(rc, response_code, last_reply),
         smtp_failure_message(m_settings.url, rc, response_code, last_reply, error_buffer.data()),
         std::nullopt});
+}
+
+void SmtpTransport::cancel() {
+    m_cancelled.store(true, std::memory_order_release);
 }
 
 } // namespace crashmail

@@ -5,6 +5,7 @@
 
 #include "transport/transport.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <curl/curl.h>
 #include <expected>
@@ -60,12 +61,19 @@ public:
     // sent over TLS (smtps, or STARTTLS made mandatory whenever a user is set); the server's
     // certificate is always verified. Blocks at most about `timeout` (it bounds the connect
     // and the whole transaction). A failure carries the server's reply and says whether to
-    // retry.
+    // retry. After cancel(): a transient "<url>: cancelled: crashmail is stopping".
     std::expected<void, Failure> deliver(const Alert& alert) override;
+
+    // Aborts the transaction in progress through libcurl's progress callback (within about a
+    // second, whatever step it is in); later deliveries fail at once without connecting. A
+    // transaction cut before the server accepted the data is retried later; one cut after
+    // may be sent twice (at least once, with the same Message-ID).
+    void cancel() override;
 
 private:
     SmtpSettings m_settings;
     std::string m_url_error; // not empty when settings.url was not a valid SMTP URL
+    std::atomic<bool> m_cancelled{false};
 };
 
 } // namespace crashmail

@@ -54,6 +54,15 @@ public:
     }
     // Delivers one alert, blocking at most the transport's time limit.
     virtual std::expected<void, Failure> deliver(const Alert& alert) = 0;
+    // Makes a deliver() in progress return soon (within about a second) with a transient
+    // Failure saying crashmail is stopping, and every later deliver() return it at once.
+    // Thread-safe; called from another thread than deliver(). Default: does nothing (a
+    // deliver() then ends within its own time limit).
+    virtual void cancel() {}
 };
+
+// What the Failure of a deliver() ended by cancel() says after the channel's name
+// ("smtp://mx:25: cancelled: crashmail is stopping").
+inline constexpr std::string_view k_cancelled_detail = "cancelled: crashmail is stopping";
 
 } // namespace crashmail

@@ -133,6 +133,9 @@ std::vector<std::pair<std::string, std::string>> fact_fields(const Alert& alert)
                                   ? std::to_string(*alert.recovered_crashes) + " crash(es)"
                                   : std::string("not recoverable")}};
     }
+    if (alert.kind == AlertKind::spool) {
+        return {{"Host", or_unknown(alert.host)}, {"Problem", "spool not writable"}};
+    }
     std::vector<std::pair<std::string, std::string>> fields = {
         {"Process", shown_name(alert)},
         {"State", or_unknown(alert.state)},
@@ -239,6 +242,17 @@ void add_alertmanager_alerts(const Alert& alert, json& out) {
                                          alert.time + k_dropped_alert_lifetime));
         return;
     }
+    case AlertKind::spool: {
+        json labels = {{"alertname", k_spool_alert_name}};
+        if (!alert.host.empty()) {
+            labels["host"] = alert.host;
+        }
+        json annotations = {
+            {"summary", alert.subject}, {"description", alert.body}, {"id", alert.id}};
+        out.push_back(alertmanager_alert(std::move(labels), std::move(annotations), alert.time,
+                                         alert.time + k_dropped_alert_lifetime));
+        return;
+    }
     case AlertKind::alert:
     case AlertKind::summary:
         out.push_back(alertmanager_alert(alertmanager_labels(alert, alert.state, alert.expected),
@@ -339,7 +353,8 @@ nlohmann::json discord_payload(const Alert& alert) {
         fields.push_back(field(name, value));
     }
     int color = k_discord_red;
-    if (alert.kind == AlertKind::summary || alert.kind == AlertKind::dropped) {
+    if (alert.kind == AlertKind::summary || alert.kind == AlertKind::dropped ||
+        alert.kind == AlertKind::spool) {
         color = k_discord_orange;
     } else if (alert.kind == AlertKind::recovery) {
         color = k_discord_green;

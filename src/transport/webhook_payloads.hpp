@@ -20,7 +20,7 @@ inline constexpr int k_webhook_schema_version = 1;
 //   subject, message (the alert's body); added within version 1 (additive): exit_status,
 //   spawn_error, log_tail, log_source ("stderr" or "stdout"), details_note (strings or null);
 //   added within version 1 (additive) for crash loops and digests:
-//     kind ("alert", "summary", "recovery", "digest" or "dropped"),
+//     kind ("alert", "summary", "recovery", "digest", "dropped" or "spool"),
 //     occurrence (int: the event is the Nth of its process's crash-loop story; null unknown),
 //     suppressed (int: events counted instead of sent that this message accounts for),
 //     story_start (RFC 3339 UTC: the story's first event; null when none),
@@ -73,6 +73,10 @@ std::string alertmanager_alert_name(const Alert& alert);
 // after it was sent.
 inline constexpr const char* k_dropped_alert_name = "CrashmailEventsDiscarded";
 inline constexpr std::chrono::hours k_dropped_alert_lifetime{1};
+// A spool notice's (kind "spool": the spool refuses records, alerts wait in memory):
+// labels alertname and host, annotations summary, description and id; endsAt as a dropped
+// notice's.
+inline constexpr const char* k_spool_alert_name = "CrashmailSpoolNotWritable";
 
 // Serialises a payload the way it goes on the wire: compact, UTF-8, invalid UTF-8 replaced
 // by U+FFFD instead of throwing.

@@ -274,6 +274,7 @@ HttpRequest WebhookTransport::build_request(const Alert& alert) const {
     request.content_type = "application/json";
     request.cacert = m_settings.cacert;
     request.timeout = m_settings.timeout;
+    request.cancel = &m_cancelled;
     request.headers.emplace_back("User-Agent: crashmail/" CRASHMAIL_VERSION);
     request.headers.push_back("X-Crashmail-Id: " + one_line(alert.id, 200));
     if (!m_settings.hmac_secret.empty()) {
@@ -290,6 +291,11 @@ bool WebhookTransport::wants(const Alert& alert) const {
 }
 
 std::expected<void, Failure> WebhookTransport::deliver(const Alert& alert) {
+    if (m_cancelled.load(std::memory_order_acquire)) {
+        return std::unexpected(Failure{Failure::Kind::transient,
+                                       name() + ": " + std::string(k_cancelled_detail),
+                                       std::nullopt});
+    }
     HttpRequest request = build_request(alert);
     auto response = m_client->post(request);
     if (!response) {
@@ -300,6 +306,10 @@ std::expected<void, Failure> WebhookTransport::deliver(const Alert& alert) {
         retry_after = *response->retry_after;
     }
     return classify_http_response(response->status, retry_after, response->body_start, name());
+}
+
+void WebhookTransport::cancel() {
+    m_cancelled.store(true, std::memory_order_release);
 }
 
 } // namespace crashmail

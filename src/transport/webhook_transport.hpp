@@ -5,6 +5,7 @@
 #include "transport/http_client.hpp"
 #include "transport/transport.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <expected>
 #include <functional>
@@ -47,7 +48,13 @@ public:
     // secret is set (HMAC-SHA256 of the exact body bytes), then the user's headers.
     // Returns a Failure classified by classify_http_response()/classify_curl_error(), its
     // message starting with name(): "slack https://hooks.slack.com/services/…: HTTP 404 ...".
+    // After cancel(): a transient "<name()>: cancelled: crashmail is stopping", at once.
     std::expected<void, Failure> deliver(const Alert& alert) override;
+
+    // Ends the POST in progress within about a second (through HttpRequest::cancel, which
+    // every request of this transport carries); later deliveries fail at once. A POST cut
+    // after the server took it may be sent again later with the same X-Crashmail-Id.
+    void cancel() override;
 
     // Alertmanager wants every message (it resolves its alerts from recovery notices that
     // other channels skip); the other flavours as Transport::wants().
@@ -56,7 +63,8 @@ public:
     // The URL requests go to: settings.url, or for Alertmanager its /api/v2/alerts endpoint.
     const std::string& target_url() const { return m_target_url; }
 
-    // The request deliver() would send for `alert` (used by deliver() and by tests).
+    // The request deliver() would send for `alert` (used by deliver() and by tests); its
+    // `cancel` points at this transport's cancel flag.
     HttpRequest build_request(const Alert& alert) const;
 
 private:
@@ -64,6 +72,7 @@ private:
     std::shared_ptr<HttpClient> m_client;
     std::string m_target_url;
     std::string m_display_url;
+    std::atomic<bool> m_cancelled{false};
 };
 
 // Returns the flavour's JSON body for `alert`, serialised as it goes on the wire.

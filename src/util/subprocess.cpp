@@ -30,6 +30,8 @@ constexpr auto k_kill_grace = 1s;
 constexpr auto k_output_grace = 200ms;
 // Without a pidfd, how often the shell is checked for having exited.
 constexpr auto k_exit_check_interval = 10ms;
+// How often a cancellation flag is looked at while the shell runs.
+constexpr auto k_cancel_check_interval = 100ms;
 constexpr std::size_t k_chunk = 64 * 1024;
 
 std::string error_text(std::string_view what, int error) {
@@ -63,6 +65,10 @@ private:
     int m_fd = -1;
 };
 
+bool is_set(const std::atomic<bool>* flag) {
+    return flag != nullptr && flag->load(std::memory_order_acquire);
+}
+
 int poll_timeout_ms(Clock::time_point now, Clock::time_point limit) {
     if (limit <= now) {
         return 0;
@@ -82,15 +88,18 @@ public:
         m_pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
     }
 
-    // Reads output until the shell has exited or `limit` has passed.
+    // Reads output until the shell has exited, `limit` has passed or `*cancel` (when not
+    // null; looked at every k_cancel_check_interval at least) is set.
     // Returns true if the shell has exited (it is not reaped yet).
-    bool pump_until_exit(Clock::time_point limit) {
+    bool pump_until_exit(Clock::time_point limit, const std::atomic<bool>* cancel = nullptr) {
         while (!has_exited()) {
             const auto now = Clock::now();
-            if (now >= limit) {
+            if (now >= limit || is_set(cancel)) {
                 return false;
             }
-            wait_and_transfer(now, limit, true);
+            const auto wake =
+                cancel == nullptr ? limit : std::min(limit, now + k_cancel_check_interval);
+            wait_and_transfer(now, wake, true);
         }
         return true;
     }
@@ -295,9 +304,14 @@ std::expected<UniqueFd, int> input_file(std::string_view input) {
 } // namespace
 
 SubprocessResult run_shell_command(const std::string& command, std::string_view input,
-                                   std::chrono::milliseconds timeout) {
+                                   std::chrono::milliseconds timeout,
+                                   const std::atomic<bool>* cancel) {
     SubprocessResult result;
     const auto deadline = Clock::now() + timeout;
+    if (is_set(cancel)) {
+        result.cancelled = true; // nothing started, nothing to end
+        return result;
+    }
 
     // stdin is a file holding the whole input, not a pipe fed as the child reads: if crashmail
     // dies (SIGKILL) while the child reads, the child still reads all of it, never a cut
@@ -338,10 +352,12 @@ SubprocessResult run_shell_command(const std::string& command, std::string_view 
 
     RunningChild child(pid, from_child.release());
 
-    if (child.pump_until_exit(deadline)) {
+    if (child.pump_until_exit(deadline, cancel)) {
         child.drain_output_until(Clock::now() + k_output_grace);
     } else {
-        result.timed_out = true;
+        // The same end for both: whoever stops the command wants all of it gone.
+        result.cancelled = is_set(cancel);
+        result.timed_out = !result.cancelled;
         child.signal_group(SIGTERM);
         child.pump_until_exit(Clock::now() + k_kill_grace);
         // Also when the shell obeyed: whatever it left behind in its group goes now.

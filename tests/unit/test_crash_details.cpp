@@ -1,9 +1,12 @@
 #include "fake_rpc.hpp"
+#include "silent_server.hpp"
 #include "supervisor/crash_details.hpp"
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <deque>
 #include <map>
+#include <thread>
 
 using namespace crashmail;
 using crashmail::testing::FakeRpc;
@@ -249,4 +252,89 @@ TEST_CASE("the enricher fetches, then renders with the templates, and skip only 
     CHECK(skipped.body == "sentence\n\nNote: details unavailable: crashmail restarted before "
                           "fetching them\nHost: h");
     CHECK(skipped.subject == "grp:worker_01: unknown");
+}
+
+TEST_CASE("an enrich() cancelled while supervisord does not answer ends soon, as if skipped",
+          "[crash_details]") {
+    crashmail::testing::SilentServer server;
+    auto rpc = std::make_unique<CurlSupervisorRpc>("http://" + server.address(), RpcCredentials{});
+    CurlSupervisorRpc* curl_rpc = rpc.get();
+    CrashDetailsSettings settings;
+    settings.tail_lines = 20;
+    settings.budget = 30s; // without cancel() the first call would wait this long
+    CrashDetailsEnricher enricher(std::move(rpc), settings,
+                                  *parse_templates("{name}: {exit_status}", "", ""), "");
+
+    Alert alert = exited("grp", "worker_01", 77);
+    alert.body = "sentence\n\nHost: h";
+    const auto start = std::chrono::steady_clock::now();
+    std::thread worker([&] { enricher.enrich(alert); });
+    CHECK(crashmail::testing::wait_until([&] { return server.accepted() > 0; }, 10s));
+    std::this_thread::sleep_for(200ms);
+    enricher.cancel();
+    worker.join();
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+
+    CHECK(elapsed < 10s); // generous: a cancel is honoured within about a second
+    CHECK(alert.details_note == "details unavailable: crashmail stopped before fetching them");
+    CHECK(alert.body == "sentence\n\nNote: details unavailable: crashmail stopped before "
+                        "fetching them\nHost: h");
+    CHECK(alert.subject == "grp:worker_01: unknown");
+    CHECK(server.accepted() == 1); // the exit status was not asked for after the cancel
+
+    // The client answers every later call at once, without connecting.
+    auto later = curl_rpc->process_info("grp:worker_01", 30s);
+    REQUIRE_FALSE(later);
+    CHECK(later.error().kind == RpcError::Kind::cancelled);
+    CHECK(later.error().message == "cancelled: crashmail is stopping");
+    std::this_thread::sleep_for(100ms);
+    CHECK(server.accepted() == 1);
+}
+
+TEST_CASE("an enricher cancelled before enrich() asks nothing and renders as skipped",
+          "[crash_details]") {
+    auto rpc = std::make_unique<FakeRpc>();
+    FakeRpc* fake = rpc.get();
+    fake->stderr_log = "fatal: db unreachable\n";
+    fake->main_log = k_main_log;
+    CrashDetailsEnricher enricher(std::move(rpc), settings_for(*fake, 20),
+                                  *parse_templates("{name}: {exit_status}", "", ""), "");
+    enricher.cancel();
+    Alert alert = exited("grp", "worker_01", 77);
+    alert.body = "sentence\n\nHost: h";
+    enricher.enrich(alert);
+    CHECK(fake->calls.empty());
+    CHECK(alert.details_note == std::string(k_stopped_note));
+    CHECK(alert.body == "sentence\n\nNote: details unavailable: crashmail stopped before "
+                        "fetching them\nHost: h");
+}
+
+TEST_CASE("once crashmail stops, what is left is not asked for and the note says so",
+          "[crash_details]") {
+    SECTION("the flag set before the first call: nothing is asked") {
+        FakeRpc rpc;
+        rpc.stderr_log = "a\n";
+        rpc.main_log = k_main_log;
+        const std::atomic<bool> cancel{true};
+        Alert alert = exited("grp", "worker_01", 77);
+        fetch_crash_details(alert, rpc, settings_for(rpc, 20), &cancel);
+        CHECK(rpc.calls.empty());
+        CHECK(alert.log_tail.empty());
+        CHECK(alert.details_note == "details unavailable: crashmail stopped before fetching them");
+    }
+    SECTION("a call answered cancelled: what was had is kept, the rest noted") {
+        FakeRpc rpc;
+        rpc.stderr_log = "fatal: db unreachable\n";
+        rpc.main_log = k_main_log;
+        RpcError cancelled;
+        cancelled.kind = RpcError::Kind::cancelled;
+        cancelled.message = "cancelled: crashmail is stopping";
+        rpc.failures["readLog"].push_back(cancelled);
+        Alert alert = exited("grp", "worker_01", 77);
+        fetch_crash_details(alert, rpc, settings_for(rpc, 20));
+        REQUIRE(rpc.calls.size() == 2); // no retry after a cancelled call
+        CHECK(alert.log_tail == "fatal: db unreachable");
+        CHECK(alert.exit_status.empty());
+        CHECK(alert.details_note == "exit status unknown: crashmail stopped before fetching them");
+    }
 }

@@ -3,13 +3,20 @@
 #include "alert/crash_loop.hpp"
 #include "app/crash_loop_monitor.hpp"
 #include "fake_store.hpp"
+#include "holding_fakes.hpp"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <thread>
 
 using namespace crashmail;
+using crashmail::testing::HoldingSink;
+using crashmail::testing::HoldingState;
 using crashmail::testing::MemoryState;
+using crashmail::testing::ReleaseAtExit;
 using namespace std::chrono_literals;
 
 namespace {
@@ -362,11 +369,12 @@ public:
     std::vector<Alert> alerts;
 };
 
-Event crash_event(std::uint64_t serial) {
+Event crash_event(std::uint64_t serial, const std::string& process = "crashy") {
     Event out;
     out.header.event_name = "PROCESS_STATE_EXITED";
     out.header.serial = serial;
-    out.payload = "processname:crashy groupname:crashy from_state:RUNNING expected:0 pid:1";
+    out.payload =
+        "processname:" + process + " groupname:" + process + " from_state:RUNNING expected:0 pid:1";
     return out;
 }
 
@@ -473,7 +481,7 @@ TEST_CASE("a story that only alerted survives a SIGKILL: no second 'first crash'
 }
 
 TEST_CASE("the monitor's clock sends a summary without any event", "[crash_loop]") {
-    RecordingSink sink;
+    HoldingSink sink; // the clock thread submits too
     std::atomic<std::int64_t> offset{0};
     CrashLoopMonitorSettings settings;
     settings.loops = limit(1, 1s);
@@ -496,11 +504,11 @@ TEST_CASE("the monitor's clock sends a summary without any event", "[crash_loop]
     }
     monitor.stop_clock();
     REQUIRE(monitor.submitted() == 2);
-    CHECK(sink.alerts.back().kind == AlertKind::summary);
+    CHECK(sink.alerts().back().kind == AlertKind::summary);
 }
 
 TEST_CASE("the monitor's clock syncs a counted event's state to disk", "[crash_loop]") {
-    RecordingSink sink;
+    HoldingSink sink; // the clock thread submits too
     MemoryState state;
     CrashLoopMonitorSettings settings;
     settings.loops = limit(1, 600s);
@@ -545,4 +553,193 @@ TEST_CASE("an event redelivered after it was counted is not counted again", "[cr
     auto out = restarted.due(k_t0 + 600s);
     REQUIRE(out.size() == 1);
     CHECK(out[0].suppressed == 1);
+}
+
+// The rule these tests keep: no thread but the event loop holds what the event loop needs
+// while it writes, fsyncs, renames or unlinks. Each holds another thread inside a submit or
+// a save (a fake that waits for the test) and asks the event loop's question meanwhile. The
+// waits' guards only turn a hang into a failure.
+namespace {
+
+constexpr auto k_guard = std::chrono::seconds(10);
+
+ProcessStateChange exited(const std::string& process) {
+    ProcessStateChange change;
+    change.state = "EXITED";
+    change.process_name = process;
+    change.group_name = process;
+    change.from_state = "RUNNING";
+    change.expected = false;
+    change.pid = 1;
+    return change;
+}
+
+// One alert per minute and process, on a clock the test moves (seconds after k_t0).
+CrashLoopMonitorSettings held_settings(const std::atomic<std::int64_t>& seconds) {
+    CrashLoopMonitorSettings settings;
+    settings.loops = limit(1, 60s);
+    settings.context = AlertContext{"host", ""};
+    settings.now = [&seconds] { return k_t0 + std::chrono::seconds(seconds.load()); };
+    settings.alert_id = [](const Event& e, std::string_view) {
+        return "s" + std::to_string(e.header.serial);
+    };
+    return settings;
+}
+
+bool mentions(const std::string& document, std::string_view process) {
+    return document.find(process) != std::string::npos;
+}
+
+// Once a written document has `process`'s story, every later one has it too: no older
+// snapshot landed over a newer one.
+bool never_older_after(const std::vector<HoldingState::Landed>& landed, std::string_view process) {
+    auto first = std::find_if(landed.begin(), landed.end(),
+                              [&](const auto& one) { return mentions(one.content, process); });
+    return std::all_of(first, landed.end(),
+                       [&](const auto& one) { return mentions(one.content, process); });
+}
+
+// An event of a new process ("other") on a thread of its own, as the event loop would ask
+// it: whether it returned within the guard (the monitor's answer, then, in `alerts`).
+bool event_loop_answers(CrashLoopMonitor& monitor, std::future<std::size_t>& answer) {
+    answer = std::async(std::launch::async, [&monitor] {
+        return monitor.on_alert_event(crash_event(3, "other"), exited("other"));
+    });
+    return answer.wait_for(k_guard) == std::future_status::ready;
+}
+
+} // namespace
+
+TEST_CASE("the event loop is answered while the clock thread's save of the stories is held, "
+          "and the newest stories are written after it",
+          "[crash_loop]") {
+    HoldingState state([](Durability durability, const std::string&) {
+        return durability == Durability::disk; // the clock thread's saves
+    });
+    HoldingSink sink;
+    std::atomic<std::int64_t> seconds{0};
+    CrashLoopMonitor monitor(held_settings(seconds), sink, &state);
+    ReleaseAtExit release{state.gate};
+    state.gate.arm();
+    monitor.start_clock();
+    CHECK(monitor.on_alert_event(crash_event(1), exited("crashy")) == 1);
+    CHECK(monitor.on_alert_event(crash_event(2), exited("crashy")) == 0); // counted
+    seconds = 61; // the window ended: the clock sends the summary and saves to disk
+    REQUIRE(state.gate.wait_until_holding(k_guard));
+
+    std::future<std::size_t> answer;
+    bool answered = event_loop_answers(monitor, answer);
+    state.gate.release();
+    CHECK(answered);
+    CHECK(answer.get() == 1);
+    // The held save was of the stories before "other"; the clock writes the newest after it
+    // (the event loop found the writer busy).
+    CHECK(state.wait_until(k_guard, [](const auto& landed) {
+        auto held =
+            std::find_if(landed.begin(), landed.end(), [](const auto& one) { return one.held; });
+        return held != landed.end() && !mentions(held->content, "other") &&
+               mentions(landed.back().content, "other");
+    }));
+    monitor.stop_clock();
+    auto landed = state.landed();
+    CHECK(never_older_after(landed, "other"));
+    CHECK(landed.back().durability == Durability::disk);
+    CHECK(sink.alerts().size() == 3); // crashy's alert and summary, other's alert
+}
+
+TEST_CASE("the event loop is answered while the clock thread's submit is held, and its change "
+          "is written once the summary is in the outbox",
+          "[crash_loop]") {
+    HoldingState state([](Durability, const std::string&) { return false; });
+    HoldingSink sink([](const Alert& alert) { return alert.kind == AlertKind::summary; });
+    std::atomic<std::int64_t> seconds{0};
+    CrashLoopMonitor monitor(held_settings(seconds), sink, &state);
+    ReleaseAtExit release{sink.gate};
+    sink.gate.arm();
+    monitor.start_clock();
+    monitor.on_alert_event(crash_event(1), exited("crashy"));
+    monitor.on_alert_event(crash_event(2), exited("crashy"));
+    seconds = 61;
+    REQUIRE(sink.gate.wait_until_holding(k_guard));
+
+    std::future<std::size_t> answer;
+    bool answered = event_loop_answers(monitor, answer);
+    // Stories that say the summary was sent are not written before it is in the outbox.
+    std::size_t written_while_held = state.landed().size();
+    sink.gate.release();
+    CHECK(answered);
+    CHECK(answer.get() == 1);
+    CHECK(written_while_held == 2); // the two events before the summary fell due
+    CHECK(state.wait_until(k_guard, [](const auto& landed) {
+        return !landed.empty() && mentions(landed.back().content, "other");
+    }));
+    monitor.stop_clock();
+    CHECK(never_older_after(state.landed(), "other"));
+    auto alerts = sink.alerts();
+    CHECK(std::count_if(alerts.begin(), alerts.end(),
+                        [](const Alert& alert) { return alert.kind == AlertKind::summary; }) == 1);
+    CHECK(std::count_if(alerts.begin(), alerts.end(),
+                        [](const Alert& alert) { return alert.process == "other"; }) == 1);
+}
+
+TEST_CASE("the event loop is answered while the discard monitor's thread submits or saves "
+          "what it recovered",
+          "[crash_loop]") {
+    StoryEvent lost = event("EXITED", 7, "lost");
+    lost.id = "lost-7";
+    lost.logged_at = k_t0 - 5s;
+    std::atomic<std::int64_t> seconds{0};
+    SECTION("its submit is held") {
+        HoldingState state([](Durability, const std::string&) { return false; });
+        HoldingSink sink([](const Alert& alert) { return alert.process == "lost"; });
+        CrashLoopMonitor monitor(held_settings(seconds), sink, &state);
+        std::map<std::string, std::uint64_t> recovered;
+        sink.gate.arm();
+        std::jthread discards([&] { recovered = monitor.on_recovered({lost}); });
+        ReleaseAtExit release{sink.gate}; // before the thread is joined
+        REQUIRE(sink.gate.wait_until_holding(k_guard));
+
+        std::future<std::size_t> answer;
+        bool answered = event_loop_answers(monitor, answer);
+        // Not yet in the outbox: no written story says it was sent.
+        auto while_held = state.landed();
+        sink.gate.release();
+        discards.join();
+        CHECK(answered);
+        CHECK(answer.get() == 1);
+        CHECK(std::none_of(while_held.begin(), while_held.end(),
+                           [](const auto& one) { return mentions(one.content, "lost"); }));
+        CHECK(recovered == std::map<std::string, std::uint64_t>{{"lost", 1}});
+        auto landed = state.landed();
+        REQUIRE_FALSE(landed.empty());
+        CHECK(mentions(landed.back().content, "lost"));
+        CHECK(mentions(landed.back().content, "other"));
+        CHECK(sink.alerts().size() == 2);
+    }
+    SECTION("its save is held") {
+        HoldingState state([](Durability, const std::string& content) {
+            return mentions(content, "lost"); // the first save after the recovery: its own
+        });
+        HoldingSink sink;
+        CrashLoopMonitor monitor(held_settings(seconds), sink, &state);
+        std::map<std::string, std::uint64_t> recovered;
+        state.gate.arm();
+        std::jthread discards([&] { recovered = monitor.on_recovered({lost}); });
+        ReleaseAtExit release{state.gate}; // before the thread is joined
+        REQUIRE(state.gate.wait_until_holding(k_guard));
+
+        std::future<std::size_t> answer;
+        bool answered = event_loop_answers(monitor, answer);
+        state.gate.release();
+        discards.join();
+        CHECK(answered);
+        CHECK(answer.get() == 1);
+        // The discard monitor's thread wrote the event loop's newer stories after its own.
+        auto landed = state.landed();
+        REQUIRE(landed.size() == 2);
+        CHECK(landed[0].held);
+        CHECK_FALSE(mentions(landed[0].content, "other"));
+        CHECK(mentions(landed[1].content, "other"));
+        CHECK(landed[1].durability == Durability::process);
+    }
 }

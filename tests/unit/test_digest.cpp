@@ -94,3 +94,19 @@ TEST_CASE("a digest subject stays one line of bounded length", "[digest]") {
     Alert lonely = make_digest({item("x", "g", std::string(500, 'p'), "EXITED", 0s)}, "", k_time);
     CHECK(lonely.subject.size() < 260);
 }
+
+TEST_CASE("a digest subject holds no line break from a name or a state", "[digest]") {
+    // U+2028, U+2029, NEL and CR LF in the process name, the group name, the state, the host
+    // and the prefix: each becomes a space, so no reader sees a second line.
+    Alert by_name = item("a", "grp\u2029", "web\u2028\r\nworker", "EXITED", 0s);
+    Alert by_state = item("b", "db", "db", "FAT\u2028AL\r\nBcc: x", 1s);
+    by_state.host = "host\u0085name";
+    Alert digest = make_digest({by_name, by_state}, "pre\u2028fix", k_time);
+    CHECK(digest.subject == "pre fix: crashmail: 2 alerts from web1.example.com (grp :web   "
+                            "worker crashed, db FAT AL  Bcc: x)");
+    for (const std::string_view line_break : {"\r", "\n", "\u0085", "\u2028", "\u2029"}) {
+        CHECK(digest.subject.find(line_break) == std::string::npos);
+    }
+    Alert hosted = make_digest({by_state}, "", k_time);
+    CHECK(hosted.subject == "crashmail: 1 alert from host name (db FAT AL  Bcc: x)");
+}

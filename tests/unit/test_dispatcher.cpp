@@ -2,16 +2,20 @@
 #include "delivery/dispatcher.hpp"
 #include "fake_store.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <condition_variable>
 #include <deque>
 #include <fmt/format.h>
+#include <future>
 #include <mutex>
+#include <set>
 #include <thread>
 
 using namespace crashmail;
 using crashmail::testing::FakeStore;
+using crashmail::testing::GatedStore;
 using namespace std::chrono_literals;
 
 namespace {
@@ -25,16 +29,26 @@ struct FakeChannel final : public Transport {
         std::vector<std::string> delivered; // every attempt, in order
         std::size_t started = 0;
         bool gate_open = true;
+        bool cancelled = false; // cancel() was called: a held delivery returns a failure
         std::deque<std::expected<void, Failure>> script; // empty: success
     };
     FakeChannel(std::shared_ptr<State> state, std::string label)
         : m_state(std::move(state)), m_label(std::move(label)) {}
     std::string name() const override { return m_label; }
+    void cancel() override {
+        std::lock_guard lock(m_state->mutex);
+        m_state->cancelled = true;
+        m_state->changed.notify_all();
+    }
     std::expected<void, Failure> deliver(const Alert& alert) override {
         std::unique_lock lock(m_state->mutex);
         ++m_state->started;
         m_state->changed.notify_all();
-        m_state->changed.wait(lock, [&] { return m_state->gate_open; });
+        m_state->changed.wait(lock, [&] { return m_state->gate_open || m_state->cancelled; });
+        if (!m_state->gate_open) {
+            return std::unexpected(
+                Failure{Failure::Kind::transient, "cancelled: crashmail is stopping", {}});
+        }
         m_state->delivered.push_back(alert.id);
         m_state->changed.notify_all();
         if (m_state->script.empty()) {
@@ -110,7 +124,7 @@ TEST_CASE("every channel receives every alert, and the record is removed after",
     REQUIRE(wait_for(a, 2));
     REQUIRE(wait_for(b, 2));
     REQUIRE(eventually([&] { return store.pending_count() == 0; }));
-    CHECK(dispatcher.shutdown(5s) == 0);
+    CHECK(dispatcher.shutdown(5s).pending == 0);
     CHECK(a->delivered == std::vector<std::string>{"1", "2"});
     CHECK(b->delivered == std::vector<std::string>{"1", "2"});
     CHECK(store.failed.empty());
@@ -132,7 +146,7 @@ TEST_CASE("the alert is stored before submit returns", "[dispatcher]") {
     }
     held->changed.notify_all();
     REQUIRE(wait_for(held, 1));
-    CHECK(dispatcher.shutdown(5s) == 0);
+    CHECK(dispatcher.shutdown(5s).pending == 0);
 }
 
 TEST_CASE("a stuck channel does not delay another channel", "[dispatcher]") {
@@ -147,15 +161,31 @@ TEST_CASE("a stuck channel does not delay another channel", "[dispatcher]") {
     REQUIRE(wait_for(healthy, 2));
     CHECK(stuck->delivered.empty());
     // The stuck channel holds one delivery in progress and one queued: both stay pending.
-    CHECK(dispatcher->shutdown(50ms) == 2);
+    // shutdown() cancels the one in progress and joins the worker (nothing is detached).
+    CHECK(dispatcher->shutdown(50ms).pending == 2);
+    {
+        std::lock_guard lock(stuck->mutex);
+        CHECK(stuck->cancelled);
+        CHECK(stuck->started == 1);
+    }
     dispatcher.reset();
     CHECK(store.pending_count() == 2);
     {
-        std::lock_guard lock(stuck->mutex);
-        stuck->gate_open = true;
+        // The cancelled attempt is recorded as a transient failure, for the next start.
+        std::lock_guard lock(store.mutex);
+        const AlertRecord& first = store.pending.at("1");
+        std::size_t attempts = 0;
+        for (const auto& [key, state] : first.channels) {
+            if (state.name == "stuck") {
+                attempts = static_cast<std::size_t>(state.attempts);
+                CHECK(state.status == ChannelState::Status::pending);
+                CHECK(state.last_error.find("stopping") != std::string::npos);
+            } else {
+                CHECK(state.status == ChannelState::Status::delivered);
+            }
+        }
+        CHECK(attempts == 1);
     }
-    stuck->changed.notify_all();
-    REQUIRE(wait_for(stuck, 1)); // the detached worker finishes without touching the dispatcher
 }
 
 TEST_CASE("a transient failure is retried until delivered, once per channel", "[dispatcher]") {
@@ -168,7 +198,7 @@ TEST_CASE("a transient failure is retried until delivered, once per channel", "[
     dispatcher.submit(alert("1"));
     REQUIRE(wait_for(flaky, 3));
     REQUIRE(eventually([&] { return store.pending_count() == 0; }));
-    CHECK(dispatcher.shutdown(5s) == 0);
+    CHECK(dispatcher.shutdown(5s).pending == 0);
     CHECK(flaky->delivered == std::vector<std::string>{"1", "1", "1"});
     CHECK(healthy->delivered == std::vector<std::string>{"1"}); // not repeated
     CHECK(store.failed.empty());
@@ -197,7 +227,7 @@ TEST_CASE("while retrying, the record keeps attempts, next attempt and the last 
         CHECK(state.last_error == "connection refused (transient)");
         CHECK(state.next_attempt >= before + 59s);
     }
-    CHECK(dispatcher.shutdown(50ms) == 1); // the retry is not due: left for the next start
+    CHECK(dispatcher.shutdown(50ms).pending == 1); // the retry is not due: left for the next start
     CHECK(store.pending_count() == 1);
 }
 
@@ -213,7 +243,7 @@ TEST_CASE("a permanent failure moves the alert to failed with the reason", "[dis
         std::lock_guard lock(store.mutex);
         return store.failed.size() == 1;
     }));
-    CHECK(dispatcher.shutdown(5s) == 0);
+    CHECK(dispatcher.shutdown(5s).pending == 0);
     CHECK(refusing->delivered.size() == 1);
     CHECK(store.pending.empty());
     const AlertRecord& record = store.failed.at("1");
@@ -245,7 +275,7 @@ TEST_CASE("past the maximum age a transient failure gives up", "[dispatcher]") {
         std::lock_guard lock(store.mutex);
         return store.failed.size() == 1;
     }));
-    CHECK(dispatcher.shutdown(5s) == 0);
+    CHECK(dispatcher.shutdown(5s).pending == 0);
     const ChannelState& state = store.failed.at("1").channels.begin()->second;
     CHECK(state.status == ChannelState::Status::failed);
     CHECK_THAT(state.last_error, Catch::Contains("gave up after"));
@@ -263,7 +293,7 @@ TEST_CASE("when the store refuses a write the alert is still delivered from memo
     Dispatcher dispatcher(std::move(channels.list), store, fast_retries());
     dispatcher.submit(alert("1"));
     REQUIRE(wait_for(a, 2));
-    CHECK(dispatcher.shutdown(5s) == 0);
+    CHECK(dispatcher.shutdown(5s).pending == 0);
     CHECK(store.pending.empty());
 }
 
@@ -283,7 +313,7 @@ TEST_CASE("a redelivered event's alert does not restart its deliveries", "[dispa
     a->changed.notify_all();
     REQUIRE(wait_for(a, 1));
     REQUIRE(eventually([&] { return store.pending_count() == 0; }));
-    CHECK(dispatcher.shutdown(5s) == 0);
+    CHECK(dispatcher.shutdown(5s).pending == 0);
     CHECK(a->delivered.size() == 1);
 }
 
@@ -303,7 +333,7 @@ TEST_CASE("recover delivers what an earlier run left pending, skipping channels 
     CHECK(dispatcher.recover() == 1);
     REQUIRE(wait_for(a, 1));
     REQUIRE(eventually([&] { return store.pending_count() == 0; }));
-    CHECK(dispatcher.shutdown(5s) == 0);
+    CHECK(dispatcher.shutdown(5s).pending == 0);
     CHECK(a->delivered == std::vector<std::string>{"old"});
     CHECK(b->delivered.empty());
 }
@@ -323,10 +353,40 @@ TEST_CASE("a channel removed from the configuration neither holds a record back 
     CHECK(dispatcher.recover() == 1);
     REQUIRE(wait_for(a, 1));
     REQUIRE(eventually([&] { return store.pending_count() == 0; }));
-    CHECK(dispatcher.shutdown(5s) == 0);
+    CHECK(dispatcher.shutdown(5s).pending == 0);
     std::lock_guard lock(store.mutex);
     CHECK(store.failed.empty()); // delivered everywhere it can go: removed, not failed
     CHECK(store.removed == std::vector<std::string>{"old"});
+}
+
+TEST_CASE("a record only a removed channel still owed is settled at the start", "[dispatcher]") {
+    FakeStore store;
+    Channels channels;
+    auto a = channels.add("a");
+    auto b = channels.add("b");
+    const std::string key_a = channel_key(*channels.list[0]);
+    const std::string key_b = channel_key(*channels.list[1]);
+    // An earlier run delivered through a (and b), and "gone" was still pending; another
+    // record's only failure was on "gone" while b failed permanently.
+    AlertRecord done;
+    done.alert = alert("done");
+    done.channels[key_a].status = ChannelState::Status::delivered;
+    done.channels[key_b].status = ChannelState::Status::delivered;
+    done.channels["0123456789abcdef"].name = "gone";
+    store.pending["done"] = done;
+    AlertRecord failed = done;
+    failed.alert = alert("failed");
+    failed.channels[key_b].status = ChannelState::Status::failed;
+    store.pending["failed"] = failed;
+    Dispatcher dispatcher(std::move(channels.list), store, fast_retries());
+    dispatcher.recover();
+    REQUIRE(eventually([&] { return store.pending_count() == 0; }));
+    CHECK(dispatcher.shutdown(5s).pending == 0);
+    std::lock_guard lock(store.mutex);
+    CHECK(store.removed == std::vector<std::string>{"done"}); // nobody is sent it again
+    CHECK(store.failed.contains("failed"));                   // b's failure still counts
+    CHECK(a->delivered.empty());
+    CHECK(b->delivered.empty());
 }
 
 TEST_CASE("a backlog larger than the queue is read back from the store", "[dispatcher]") {
@@ -348,7 +408,7 @@ TEST_CASE("a backlog larger than the queue is read back from the store", "[dispa
     a->changed.notify_all();
     REQUIRE(wait_for(a, 10));
     REQUIRE(eventually([&] { return store.pending_count() == 0; }));
-    CHECK(dispatcher.shutdown(5s) == 0);
+    CHECK(dispatcher.shutdown(5s).pending == 0);
     std::vector<std::string> sorted = a->delivered;
     std::sort(sorted.begin(), sorted.end());
     CHECK(std::unique(sorted.begin(), sorted.end()) == sorted.end()); // each exactly once
@@ -374,6 +434,7 @@ struct FakeEnricher final : public AlertEnricher {
     std::mutex mutex;
     std::condition_variable changed;
     bool gate_open = true;
+    bool cancelled = false;
     std::size_t started = 0;
     std::vector<std::string> enriched;
     std::vector<std::pair<std::string, std::string>> skipped;
@@ -382,7 +443,12 @@ struct FakeEnricher final : public AlertEnricher {
         std::unique_lock lock(mutex);
         ++started;
         changed.notify_all();
-        changed.wait(lock, [&] { return gate_open; });
+        changed.wait(lock, [&] { return gate_open || cancelled; });
+        if (!gate_open) {
+            alert.details_note = "details unavailable: crashmail stopped before fetching them";
+            alert.subject = "cancelled " + alert.id;
+            return;
+        }
         alert.exit_status = "exit status 3";
         alert.subject = "enriched " + alert.id;
         enriched.push_back(alert.id);
@@ -392,6 +458,13 @@ struct FakeEnricher final : public AlertEnricher {
         alert.details_note = std::string(reason);
         alert.subject = "skipped " + alert.id;
         skipped.emplace_back(alert.id, std::string(reason));
+    }
+    void cancel() override {
+        {
+            std::lock_guard lock(mutex);
+            cancelled = true;
+        }
+        changed.notify_all();
     }
     void open() {
         {
@@ -448,7 +521,7 @@ TEST_CASE("with an enricher the channels get the enriched alert, stored before d
     }
     enricher->open();
     REQUIRE(eventually([&] { return store.pending_count() == 0; }));
-    CHECK(dispatcher.shutdown(5s) == 0);
+    CHECK(dispatcher.shutdown(5s).pending == 0);
     REQUIRE(kept->delivered.size() == 1);
     CHECK(kept->delivered[0].subject == "enriched 1");
     CHECK(kept->delivered[0].exit_status == "exit status 3");
@@ -469,7 +542,7 @@ TEST_CASE("a retry is counted with an update, not another durable write", "[disp
     dispatcher.submit(alert("1"));
     REQUIRE(wait_for(a, 3));
     REQUIRE(eventually([&] { return store.pending_count() == 0; }));
-    CHECK(dispatcher.shutdown(5s) == 0);
+    CHECK(dispatcher.shutdown(5s).pending == 0);
     std::lock_guard lock(store.mutex);
     CHECK(store.saves - store.updates == 1);
     CHECK(store.updates == 2); // the two failed attempts
@@ -494,18 +567,24 @@ TEST_CASE("a held enricher never delays submit()", "[dispatcher]") {
         std::lock_guard lock(enricher->mutex);
         return enricher->started == 1;
     }));
-    // Stopping while the enricher is held (a real one is bounded by its time budget): every
-    // alert stays pending, marked, for the next start.
-    CHECK(dispatcher->shutdown(50ms) == 20);
+    // Stopping while the enricher is held: shutdown() cancels it and joins its thread. The
+    // alert in hand is stored as it was rendered (it may even go out before the workers
+    // stop); every other alert stays pending, marked, for the next start.
+    auto stopped = dispatcher->shutdown(50ms);
+    CHECK(enricher->cancelled);
     dispatcher.reset();
-    CHECK(store.pending_count() == 20);
-    CHECK(store.pending.at("00").details_pending);
-    CHECK(a->delivered.empty());
-    enricher->open(); // the detached enrichment thread finishes without the dispatcher
-    REQUIRE(eventually([&] {
-        std::lock_guard lock(enricher->mutex);
-        return enricher->enriched.size() == 1;
-    }));
+    CHECK(stopped.lost == 0);
+    CHECK(stopped.pending == store.pending_count());
+    CHECK(store.pending_count() + a->delivered.size() == 20);
+    CHECK(a->delivered.size() <= 1);
+    for (int i = 1; i < 20; ++i) {
+        CHECK(store.pending.at(fmt::format("{:02}", i)).details_pending);
+    }
+    if (store.pending.contains("00")) {
+        CHECK_FALSE(store.pending.at("00").details_pending);
+        CHECK(store.pending.at("00").alert.subject == "cancelled 00");
+    }
+    CHECK(enricher->enriched.empty());
 }
 
 TEST_CASE("a record an earlier run never enriched is delivered with the restart note",
@@ -525,7 +604,7 @@ TEST_CASE("a record an earlier run never enriched is delivered with the restart 
     Dispatcher dispatcher(std::move(channels), store, settings);
     CHECK(dispatcher.recover() == 1);
     REQUIRE(eventually([&] { return store.pending_count() == 0; }));
-    CHECK(dispatcher.shutdown(5s) == 0);
+    CHECK(dispatcher.shutdown(5s).pending == 0);
     CHECK(enricher->enriched.empty());
     REQUIRE(enricher->skipped.size() == 1);
     CHECK(enricher->skipped[0].second ==
@@ -547,7 +626,7 @@ TEST_CASE("without an enricher a stored details_pending record is delivered as i
     Dispatcher dispatcher(std::move(channels.list), store, fast_retries());
     CHECK(dispatcher.recover() == 1);
     REQUIRE(wait_for(a, 1));
-    CHECK(dispatcher.shutdown(5s) == 0);
+    CHECK(dispatcher.shutdown(5s).pending == 0);
 }
 
 TEST_CASE("a redelivered event waiting for details is enriched once", "[dispatcher]") {
@@ -565,7 +644,7 @@ TEST_CASE("a redelivered event waiting for details is enriched once", "[dispatch
     enricher->open();
     REQUIRE(wait_for(a, 2));
     REQUIRE(eventually([&] { return store.pending_count() == 0; }));
-    CHECK(dispatcher.shutdown(5s) == 0);
+    CHECK(dispatcher.shutdown(5s).pending == 0);
     CHECK(enricher->enriched == std::vector<std::string>{"1", "2"});
     CHECK(a->delivered == std::vector<std::string>{"1", "2"});
 }
@@ -589,7 +668,7 @@ TEST_CASE("alerts that waited too long for details are skipped, not held back", 
     std::this_thread::sleep_for(200ms); // "2" waits behind the held "1" past the limit
     enricher->open();
     REQUIRE(wait_for(a, 2));
-    CHECK(dispatcher.shutdown(5s) == 0);
+    CHECK(dispatcher.shutdown(5s).pending == 0);
     CHECK(enricher->enriched == std::vector<std::string>{"1"});
     REQUIRE(enricher->skipped.size() == 1);
     CHECK(enricher->skipped[0].first == "2");
@@ -616,7 +695,7 @@ TEST_CASE("at shutdown the alerts still waiting for details are delivered withou
         std::this_thread::sleep_for(100ms);
         enricher->open();
     });
-    CHECK(dispatcher.shutdown(5s) == 0);
+    CHECK(dispatcher.shutdown(5s).pending == 0);
     opener.join();
     CHECK(a->delivered.size() == 2);
     CHECK(enricher->enriched == std::vector<std::string>{"1"});
@@ -727,7 +806,7 @@ TEST_CASE("a message only some channels want is stored and delivered for those o
     REQUIRE(eventually([&] { return store.pending_count() == 0; }));
     dispatcher.submit(alert("a1"));
     REQUIRE(eventually([&] { return mail->count() == 1 && am->count() == 2; }));
-    CHECK(dispatcher.shutdown(5s) == 0);
+    CHECK(dispatcher.shutdown(5s).pending == 0);
     CHECK(mail->delivered[0].id == "a1");
     CHECK(am->delivered[0].id == "r1");
     CHECK(store.failed.empty());
@@ -741,7 +820,7 @@ TEST_CASE("a message no channel wants is not stored at all", "[dispatcher]") {
     dispatcher.submit(quiet_recovery("r1"));
     CHECK(store.saves == 0);
     CHECK(store.pending_count() == 0);
-    CHECK(dispatcher.shutdown(5s) == 0);
+    CHECK(dispatcher.shutdown(5s).pending == 0);
     CHECK(mail->count() == 0);
 }
 
@@ -758,7 +837,7 @@ TEST_CASE("recover does not give a stored record to a channel that does not want
     dispatcher.recover();
     REQUIRE(eventually([&] { return am->count() == 1; }));
     REQUIRE(eventually([&] { return store.pending_count() == 0; }));
-    CHECK(dispatcher.shutdown(5s) == 0);
+    CHECK(dispatcher.shutdown(5s).pending == 0);
     CHECK(mail->count() == 0);
 }
 
@@ -787,7 +866,7 @@ TEST_CASE("with batch the alerts of one window go out as one digest", "[dispatch
     clock.advance(1s); // the window's end: 10 minutes after the first alert
     REQUIRE(eventually([&] { return mail->count() == 1 && am->count() == 1; }));
     REQUIRE(eventually([&] { return store.pending_count() == 0; }));
-    CHECK(dispatcher.shutdown(5s) == 0);
+    CHECK(dispatcher.shutdown(5s).pending == 0);
     const Alert& digest = mail->delivered[0];
     CHECK(digest.kind == AlertKind::digest);
     CHECK(digest.id.starts_with("d"));
@@ -820,7 +899,7 @@ TEST_CASE("a later window gets its own digest", "[dispatcher][digest]") {
     CHECK(mail->count() == 1);
     clock.advance(1min);
     REQUIRE(eventually([&] { return mail->count() == 2; }));
-    CHECK(dispatcher.shutdown(5s) == 0);
+    CHECK(dispatcher.shutdown(5s).pending == 0);
     CHECK(mail->delivered[0].items.size() == 1);
     CHECK(mail->delivered[1].items.size() == 2);
     CHECK(mail->delivered[0].id != mail->delivered[1].id);
@@ -838,7 +917,7 @@ TEST_CASE("with batch and an enricher the digest holds the enriched alerts",
     dispatcher.submit(alert("1"));
     dispatcher.submit(alert("2"));
     REQUIRE(eventually([&] { return mail->count() == 1; }));
-    CHECK(dispatcher.shutdown(5s) == 0);
+    CHECK(dispatcher.shutdown(5s).pending == 0);
     const Alert& digest = mail->delivered[0];
     REQUIRE(digest.items.size() == 2);
     CHECK(digest.items[0].subject == "enriched 1");
@@ -855,7 +934,7 @@ TEST_CASE("at shutdown held alerts stay in the store without a digest", "[dispat
         Dispatcher dispatcher(std::move(channels.list), store, batched(10s));
         dispatcher.submit(alert("1"));
         dispatcher.submit(alert("2"));
-        CHECK(dispatcher.shutdown(100ms) == 0);
+        CHECK(dispatcher.shutdown(100ms).pending == 2); // both held, counted truly
     }
     CHECK(mail->count() == 0);
     REQUIRE(store.pending_count() == 2);
@@ -875,7 +954,7 @@ TEST_CASE("after a restart held alerts whose window is past go out at once",
     CHECK(dispatcher.recover() == 2);
     REQUIRE(eventually([&] { return mail->count() == 1; }));
     REQUIRE(eventually([&] { return store.pending_count() == 0; }));
-    CHECK(dispatcher.shutdown(5s) == 0);
+    CHECK(dispatcher.shutdown(5s).pending == 0);
     CHECK(mail->delivered[0].items.size() == 2);
 }
 
@@ -892,7 +971,7 @@ TEST_CASE("after a restart held alerts keep the window they were in", "[dispatch
     CHECK(mail->count() == 0);
     REQUIRE(eventually([&] { return mail->count() == 1; }));
     CHECK(std::chrono::system_clock::now() - now >= 140ms);
-    CHECK(dispatcher.shutdown(5s) == 0);
+    CHECK(dispatcher.shutdown(5s).pending == 0);
     CHECK(mail->delivered[0].items.size() == 2);
 }
 
@@ -912,7 +991,7 @@ TEST_CASE("a digest stored before a crash is not stored twice when rebuilt",
     Dispatcher dispatcher(std::move(channels.list), store, batched(10s));
     dispatcher.recover();
     REQUIRE(eventually([&] { return store.pending_count() == 0; }));
-    CHECK(dispatcher.shutdown(5s) == 0);
+    CHECK(dispatcher.shutdown(5s).pending == 0);
     REQUIRE(mail->count() >= 1);
     CHECK(mail->delivered[0].id == stored_digest.alert.id);
     for (const Alert& delivered : mail->delivered) {
@@ -929,7 +1008,7 @@ TEST_CASE("held alerts from a run with batch go out at once when batch is off",
     Dispatcher dispatcher(std::move(channels.list), store, fast_retries());
     dispatcher.recover();
     REQUIRE(eventually([&] { return mail->count() == 1; }));
-    CHECK(dispatcher.shutdown(5s) == 0);
+    CHECK(dispatcher.shutdown(5s).pending == 0);
     CHECK(mail->delivered[0].kind == AlertKind::digest);
     CHECK(store.pending_count() == 0);
 }
@@ -953,7 +1032,7 @@ TEST_CASE("at shutdown a retry that falls due within the grace is still made", "
         mail->changed.notify_all();
     }
     // shutdown() begins while the first attempt is (about to be) answered "421".
-    CHECK(dispatcher.shutdown(5s) == 0);
+    CHECK(dispatcher.shutdown(5s).pending == 0);
     std::lock_guard lock(mail->mutex);
     CHECK(mail->delivered == std::vector<std::string>{"1", "1"});
     CHECK(store.pending_count() == 0);
@@ -976,6 +1055,163 @@ TEST_CASE("at shutdown a retry due after the grace stays in the store", "[dispat
         std::lock_guard lock(store.mutex);
         return store.pending.at("1").channels.begin()->second.attempts == 1;
     }));
-    CHECK(dispatcher.shutdown(200ms) == 1);
+    CHECK(dispatcher.shutdown(200ms).pending == 1);
     CHECK(store.pending_count() == 1);
+}
+
+TEST_CASE("a disk full for a while with the channel down loses nothing", "[dispatcher]") {
+    FakeStore store;
+    store.refuse_writes = true;
+    Channels channels;
+    auto mail = channels.add("mail");
+    mail->script = {transient(), transient(), transient(), transient()};
+    auto settings = fast_retries();
+    settings.outbox.retry_first = std::chrono::milliseconds(5);
+    settings.outbox.retry_max = std::chrono::milliseconds(20);
+    Dispatcher dispatcher(std::move(channels.list), store, settings);
+    for (int i = 0; i < 4; ++i) {
+        dispatcher.submit(alert(fmt::format("{}", i)));
+    }
+    CHECK(dispatcher.waiting_in_memory() >= 1);
+    REQUIRE(eventually([&] {
+        std::lock_guard lock(mail->mutex);
+        return mail->delivered.size() >= 4; // the failed attempts, made from memory
+    }));
+    store.set_refuse_writes(false); // space is back
+    REQUIRE(wait_for(mail, 8));
+    REQUIRE(eventually([&] { return store.pending_count() == 0; }));
+    CHECK(dispatcher.waiting_in_memory() == 0);
+    auto stopped = dispatcher.shutdown(5s);
+    CHECK(stopped.pending == 0);
+    CHECK(stopped.lost == 0);
+    std::set<std::string> delivered_ok(mail->delivered.begin() + 4, mail->delivered.end());
+    CHECK(delivered_ok == std::set<std::string>{"0", "1", "2", "3"});
+}
+
+TEST_CASE("alerts the store never took are counted as lost at shutdown", "[dispatcher]") {
+    FakeStore store;
+    store.refuse_writes = true;
+    Channels channels;
+    auto mail = channels.add("mail");
+    mail->gate_open = false; // the channel never gets through either
+    Dispatcher dispatcher(std::move(channels.list), store, fast_retries());
+    dispatcher.submit(alert("1"));
+    dispatcher.submit(alert("2"));
+    auto stopped = dispatcher.shutdown(50ms);
+    CHECK(stopped.pending == 0);
+    CHECK(stopped.lost == 2);
+    CHECK(stopped.reason == "No space left on device");
+}
+
+TEST_CASE("the spool notice goes through every channel once per episode", "[dispatcher]") {
+    FakeStore store;
+    store.refuse_writes = true;
+    Channels channels;
+    auto mail = channels.add("mail");
+    auto hook = channels.add("hook");
+    auto settings = fast_retries();
+    settings.outbox.retry_first = std::chrono::milliseconds(5);
+    settings.outbox.retry_max = std::chrono::milliseconds(10);
+    settings.notice_interval = std::chrono::milliseconds(0);
+    std::atomic<int> notices{0};
+    std::atomic<int> episodes_ended{0};
+    settings.outbox.on_durable_again = [&](std::size_t) { ++episodes_ended; };
+    settings.spool_notice = [&](const std::string& reason, std::size_t count) {
+        Alert notice = alert(fmt::format("notice-{}", ++notices));
+        notice.kind = AlertKind::spool;
+        notice.subject = fmt::format("{}; {} not durable", reason, count);
+        return notice;
+    };
+    Dispatcher dispatcher(std::move(channels.list), store, settings);
+    dispatcher.submit(alert("1"));
+    dispatcher.submit(alert("2"));
+    REQUIRE(wait_for(mail, 3));
+    REQUIRE(wait_for(hook, 3));
+    CHECK(notices == 1);
+    {
+        std::lock_guard lock(mail->mutex);
+        CHECK(std::count(mail->delivered.begin(), mail->delivered.end(), "notice-1") == 1);
+    }
+    // The spool takes records again, then refuses again: a new episode, a new notice.
+    store.set_refuse_writes(false);
+    REQUIRE(eventually([&] { return episodes_ended > 0; }));
+    store.set_refuse_writes(true);
+    dispatcher.submit(alert("3"));
+    REQUIRE(wait_for(mail, 5));
+    CHECK(notices == 2);
+    store.set_refuse_writes(false);
+    CHECK(dispatcher.shutdown(5s).lost == 0);
+}
+
+TEST_CASE("the spool notice is not repeated within the notice interval", "[dispatcher]") {
+    FakeStore store;
+    store.refuse_writes = true;
+    Channels channels;
+    auto mail = channels.add("mail");
+    auto settings = fast_retries();
+    settings.outbox.retry_first = std::chrono::milliseconds(5);
+    settings.outbox.retry_max = std::chrono::milliseconds(10);
+    std::atomic<int> notices{0};
+    std::atomic<int> episodes_ended{0};
+    settings.outbox.on_durable_again = [&](std::size_t) { ++episodes_ended; };
+    settings.spool_notice = [&](const std::string&, std::size_t) {
+        Alert notice = alert(fmt::format("notice-{}", ++notices));
+        notice.kind = AlertKind::spool;
+        return notice;
+    };
+    Dispatcher dispatcher(std::move(channels.list), store, settings);
+    dispatcher.submit(alert("1"));
+    REQUIRE(wait_for(mail, 2));
+    store.set_refuse_writes(false);
+    REQUIRE(eventually([&] { return episodes_ended > 0; }));
+    store.set_refuse_writes(true);
+    dispatcher.submit(alert("2"));
+    REQUIRE(wait_for(mail, 3));
+    CHECK(notices == 1); // 10 minutes by default
+    store.set_refuse_writes(false);
+    dispatcher.shutdown(5s);
+}
+
+TEST_CASE("details that cannot be saved leave no older record behind", "[dispatcher]") {
+    FakeStore store;
+    store.refuse_updates = true; // the enrichment's rename fails
+    Channels channels;
+    auto mail = channels.add("mail");
+    auto enricher = std::make_shared<FakeEnricher>();
+    auto settings = fast_retries();
+    settings.enricher = enricher;
+    Dispatcher dispatcher(std::move(channels.list), store, settings);
+    dispatcher.submit(alert("1"));
+    REQUIRE(wait_for(mail, 1));
+    // Delivered everywhere: the record (on disk in its older, un-enriched form) is removed.
+    REQUIRE(eventually([&] { return store.pending_count() == 0; }));
+    auto stopped = dispatcher.shutdown(5s);
+    CHECK(stopped.pending == 0);
+    CHECK(stopped.lost == 0);
+}
+
+TEST_CASE("submit never waits behind another thread's store write", "[dispatcher]") {
+    GatedStore store;
+    Channels channels;
+    auto mail = channels.add("mail");
+    mail->script = {transient()};
+    {
+        std::lock_guard lock(store.mutex);
+        store.gated_id = "slow";
+        store.gate_open = true;
+    }
+    Dispatcher dispatcher(std::move(channels.list), store, fast_retries());
+    dispatcher.submit(alert("slow"));
+    REQUIRE(wait_for(mail, 1));
+    {
+        std::lock_guard lock(store.mutex);
+        store.gate_open = false; // the worker's update after the failure blocks
+    }
+    REQUIRE(store.wait_blocked());
+    auto submitting = std::async(std::launch::async, [&] { dispatcher.submit(alert("fast")); });
+    REQUIRE(submitting.wait_for(10s) == std::future_status::ready); // a guard, not a timing
+    CHECK(store.inner.pending_count() == 2);
+    store.open();
+    REQUIRE(wait_for(mail, 3));
+    CHECK(dispatcher.shutdown(5s).pending == 0);
 }

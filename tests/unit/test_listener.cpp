@@ -1,13 +1,18 @@
 #include "app/listener.hpp"
+#include "holding_fakes.hpp"
+#include "util/json_text.hpp"
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 #include <fstream>
+#include <future>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <sysexits.h>
 
 using namespace crashmail;
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -317,4 +322,65 @@ TEST_CASE("an alert is handed to the outbox before its event is answered", "[lis
     REQUIRE(sink.answered_at_submit.size() == 1);
     CHECK(sink.answered_at_submit[0] == "READY\n");
     CHECK(out.data() == answers(1));
+}
+
+TEST_CASE("supervisord is answered while the clock thread's save of the stories is held",
+          "[listener]") {
+    // A story kept from an earlier run whose window has ended: the clock sends its summary
+    // at once and saves the stories to disk, and that save is held.
+    const auto t0 = std::chrono::system_clock::time_point(std::chrono::hours(24 * 20000));
+    CrashLoopSettings loops;
+    loops.rate_limit = RateLimit{1, 60s};
+    CrashLoops earlier(loops);
+    StoryEvent crash;
+    crash.group = crash.process = "crashy";
+    crash.state = "EXITED";
+    crash.from_state = "RUNNING";
+    crash.event_name = "PROCESS_STATE_EXITED";
+    for (std::uint64_t serial = 1; serial <= 2; ++serial) {
+        crash.serial = serial;
+        crash.id = "earlier-" + std::to_string(serial);
+        earlier.on_alert_event(crash, t0);
+    }
+    testing::HoldingState state(
+        [](Durability durability, const std::string&) { return durability == Durability::disk; });
+    REQUIRE(state.save_state("crash-loops", json_text(earlier.to_json()), Durability::process));
+
+    ListenerSettings settings = watch(true);
+    settings.loops = loops;
+    settings.state_store = &state;
+    settings.now = [t0] { return t0 + 61s; };
+    std::string input = exited_event(10, "a", "a");
+    protocol::StringSource source(input);
+    protocol::StringSink out;
+    protocol::Reader reader(source);
+    protocol::Writer writer(out);
+    testing::HoldingSink sink; // the clock thread submits too
+    Listener listener(reader, writer, std::move(settings), sink);
+    REQUIRE(listener.monitor().restore() == 1);
+    testing::ReleaseAtExit release{state.gate}; // before the listener joins its clock
+    state.gate.arm();
+    listener.monitor().start_clock();
+    REQUIRE(state.gate.wait_until_holding(10s));
+
+    auto served = std::async(std::launch::async, [&listener] { return listener.run(); });
+    // A guard against a hang, not a time limit: it fails only if the answer waits for the
+    // held save.
+    bool answered = served.wait_for(10s) == std::future_status::ready;
+    state.gate.release();
+    CHECK(answered);
+    CHECK(served.get() == EX_OK);
+    CHECK(out.data() == answers(1));
+    listener.monitor().stop_clock();
+    auto alerts = sink.alerts();
+    REQUIRE(alerts.size() == 2);
+    CHECK(std::count_if(alerts.begin(), alerts.end(), [](const Alert& alert) {
+              return alert.kind == AlertKind::summary && alert.process == "crashy";
+          }) == 1);
+    CHECK(std::count_if(alerts.begin(), alerts.end(), [](const Alert& alert) {
+              return alert.kind == AlertKind::alert && alert.process == "a";
+          }) == 1);
+    auto landed = state.landed();
+    // The newest stories: a's too.
+    CHECK(landed.back().content.find(R"("key":"a\na")") != std::string::npos);
 }

@@ -174,3 +174,21 @@ TEST_CASE("a mark file says whether open() made it", "[discards][mark_file]") {
     auto again = open_mark(dir.path / "mark");
     CHECK_FALSE(again->created());
 }
+
+TEST_CASE("a mark file has its whole block from the start, so a full disk cannot refuse it",
+          "[discards][mark_file]") {
+    TempDir dir;
+    auto mark = open_mark(dir.path / "mark");
+    CHECK(fs::file_size(dir.path / "mark") == k_mark_bytes);
+    struct stat status {};
+    REQUIRE(::stat((dir.path / "mark").c_str(), &status) == 0);
+    CHECK(status.st_blocks > 0); // allocated, not a hole
+    auto loaded = mark->load();
+    REQUIRE(loaded);
+    CHECK_FALSE(loaded->has_value());
+    // An existing record is kept when the file is opened again.
+    REQUIRE(mark->save("kept"));
+    mark.reset();
+    auto again = open_mark(dir.path / "mark");
+    CHECK(**again->load() == "kept");
+}

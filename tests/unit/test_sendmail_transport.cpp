@@ -4,6 +4,7 @@
 #include "transport/sendmail_transport.hpp"
 #include "util/subprocess.hpp"
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cerrno>
 #include <chrono>
@@ -14,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <sys/wait.h>
@@ -427,6 +429,58 @@ TEST_CASE("on timeout the whole process group is killed and nothing is left behi
     CHECK(no_children_left());
 }
 
+TEST_CASE("a cancel flag set while the command runs kills its process group within a second",
+          "[subprocess]") {
+    TempDir dir;
+    const auto pid_file = dir / "pid";
+    std::atomic<bool> cancel{false};
+    SubprocessResult result;
+    const auto start = std::chrono::steady_clock::now();
+    std::thread runner([&] {
+        // A grandchild in the same group, which must go too.
+        result = run_shell_command("echo $$ > " + quoted(pid_file) + "; sleep 30 & sleep 30", "",
+                                   60s, &cancel);
+    });
+    const bool running = [&] {
+        const auto limit = std::chrono::steady_clock::now() + 10s;
+        while (read_file(pid_file).empty() && std::chrono::steady_clock::now() < limit) {
+            std::this_thread::sleep_for(10ms);
+        }
+        return !read_file(pid_file).empty();
+    }();
+    CHECK(running);
+    std::this_thread::sleep_for(200ms);
+    cancel = true;
+    runner.join();
+    const double elapsed = seconds_since(start);
+
+    CHECK(elapsed < 10.0); // generous: within about a second of the flag, not the 60 s limit
+    CHECK(result.started);
+    CHECK(result.cancelled);
+    CHECK_FALSE(result.timed_out);
+    CHECK_FALSE(result.succeeded());
+    CHECK(result.signal == SIGTERM);
+    REQUIRE(running);
+    const int group = std::stoi(read_file(pid_file));
+    CHECK(group_members_after_grace(group).empty());
+    CHECK(no_children_left());
+}
+
+TEST_CASE("a cancel flag set before the call runs nothing", "[subprocess]") {
+    TempDir dir;
+    const auto marker = dir / "ran";
+    std::atomic<bool> cancel{true};
+    const auto start = std::chrono::steady_clock::now();
+    const auto result = run_shell_command("touch " + quoted(marker), "", 60s, &cancel);
+    CHECK(seconds_since(start) < 5.0);
+    CHECK(result.cancelled);
+    CHECK_FALSE(result.started);
+    CHECK_FALSE(result.succeeded());
+    std::this_thread::sleep_for(100ms);
+    CHECK_FALSE(fs::exists(marker));
+    CHECK(no_children_left());
+}
+
 TEST_CASE("commands run from several threads at once stay separate", "[subprocess]") {
     constexpr int k_threads = 8;
     const std::size_t fds_before = open_fd_count();
@@ -569,6 +623,27 @@ TEST_CASE("sendmail_failure says what happened, with the command and its words",
         CHECK(failure->message == "sendmail command '/usr/sbin/sendmail -t -i' could not be "
                                   "started: cannot run /bin/sh: No such file or directory");
     }
+    SECTION("cancelled while it ran: transient, killed, with what it printed") {
+        SubprocessResult result;
+        result.started = true;
+        result.cancelled = true;
+        result.signal = SIGTERM;
+        result.output = "connecting...\n";
+        const auto failure = sendmail_failure(command, result, 60s);
+        REQUIRE(failure);
+        CHECK(failure->kind == Failure::Kind::transient);
+        CHECK(failure->message == "sendmail command '/usr/sbin/sendmail -t -i': cancelled: "
+                                  "crashmail is stopping (killed): connecting...");
+    }
+    SECTION("cancelled before it started: transient") {
+        SubprocessResult result;
+        result.cancelled = true;
+        const auto failure = sendmail_failure(command, result, 60s);
+        REQUIRE(failure);
+        CHECK(failure->kind == Failure::Kind::transient);
+        CHECK(failure->message ==
+              "sendmail command '/usr/sbin/sendmail -t -i': cancelled: crashmail is stopping");
+    }
     SECTION("control characters in the command do not break the line") {
         const auto failure = sendmail_failure("printf x\nexit 1", exited_with(1), 60s);
         REQUIRE(failure);
@@ -683,5 +758,69 @@ TEST_CASE("a sendmail command that hangs times out and is killed", "[sendmail][s
           "sendmail command 'cat >/dev/null; sleep 30' did not finish within 1 s and was killed");
     CHECK(elapsed >= 0.9);
     CHECK(elapsed < 2.0);
+    CHECK(no_children_left());
+}
+
+TEST_CASE("cancel() ends a sendmail command in progress and kills its process group",
+          "[sendmail]") {
+    TempDir dir;
+    const auto pid_file = dir / "pid";
+    const std::string command = "echo $$ > " + quoted(pid_file) + "; sleep 30";
+    SendmailTransport transport(settings_for(command, 60s));
+
+    std::optional<std::expected<void, Failure>> delivered;
+    const auto start = std::chrono::steady_clock::now();
+    std::thread worker([&] { delivered = transport.deliver(sample_alert()); });
+    const bool running = [&] {
+        const auto limit = std::chrono::steady_clock::now() + 10s;
+        while (read_file(pid_file).empty() && std::chrono::steady_clock::now() < limit) {
+            std::this_thread::sleep_for(10ms);
+        }
+        return !read_file(pid_file).empty();
+    }();
+    CHECK(running);
+    std::this_thread::sleep_for(200ms);
+    transport.cancel();
+    worker.join();
+    const double elapsed = seconds_since(start);
+
+    CHECK(elapsed < 10.0); // generous: within about a second, not the 60 s limit
+    REQUIRE(delivered.has_value());
+    REQUIRE_FALSE(delivered->has_value());
+    CHECK(delivered->error().kind == Failure::Kind::transient);
+    CHECK(delivered->error().message ==
+          "sendmail command '" + command + "': cancelled: crashmail is stopping (killed)");
+    REQUIRE(running);
+    const int group = std::stoi(read_file(pid_file));
+    CHECK(group_members_after_grace(group).empty());
+    CHECK(no_children_left());
+
+    // Every later delivery fails at once and runs nothing.
+    fs::remove(pid_file);
+    const auto again_start = std::chrono::steady_clock::now();
+    const auto again = transport.deliver(sample_alert());
+    CHECK(seconds_since(again_start) < 5.0);
+    REQUIRE_FALSE(again.has_value());
+    CHECK(again.error().kind == Failure::Kind::transient);
+    CHECK_THAT(again.error().message, Catch::Contains("stopping"));
+    std::this_thread::sleep_for(100ms);
+    CHECK_FALSE(fs::exists(pid_file));
+}
+
+TEST_CASE("a sendmail transport cancelled before deliver() returns at once, running nothing",
+          "[sendmail]") {
+    TempDir dir;
+    const auto marker = dir / "ran";
+    SendmailTransport transport(settings_for("touch " + quoted(marker) + "; sleep 30", 60s));
+    transport.cancel();
+    const auto start = std::chrono::steady_clock::now();
+    const auto delivered = transport.deliver(sample_alert());
+    CHECK(seconds_since(start) < 5.0);
+    REQUIRE_FALSE(delivered.has_value());
+    CHECK(delivered.error().kind == Failure::Kind::transient);
+    CHECK(delivered.error().retryable());
+    CHECK_THAT(delivered.error().message, Catch::Contains("crashmail is stopping"));
+    std::this_thread::sleep_for(100ms);
+    CHECK_FALSE(fs::exists(marker));
     CHECK(no_children_left());
 }

@@ -1,4 +1,5 @@
 #include "alert/mail_message.hpp"
+#include "silent_server.hpp"
 #include "transport/smtp_transport.hpp"
 
 #include <algorithm>
@@ -7,6 +8,7 @@
 #include <chrono>
 #include <map>
 #include <netinet/in.h>
+#include <optional>
 #include <poll.h>
 #include <string>
 #include <sys/socket.h>
@@ -459,4 +461,65 @@ TEST_CASE("SMTP delivery with a user refuses a server without STARTTLS before AU
         CHECK(command.find("s3cret") == std::string::npos);
         CHECK_FALSE(command.starts_with("MAIL"));
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// cancel(): a delivery stuck on a server that never answers ends soon, and so does every
+// later one (crashmail is stopping and joins its delivery threads).
+
+TEST_CASE("cancel() ends an SMTP delivery waiting on a silent server, as transient",
+          "[smtp][network]") {
+    using namespace std::chrono_literals;
+    crashmail::testing::SilentServer server;
+    crashmail::SmtpSettings settings = settings_for("smtp://" + server.address());
+    settings.timeout = std::chrono::seconds(30); // without cancel() it would wait this long
+    crashmail::SmtpTransport transport(settings);
+
+    std::optional<std::expected<void, Failure>> result;
+    const auto start = std::chrono::steady_clock::now();
+    std::thread worker([&] { result = transport.deliver(sample_alert()); });
+    // Connected and waiting for the greeting, then cancelled.
+    CHECK(crashmail::testing::wait_until([&] { return server.accepted() > 0; }, 10s));
+    std::this_thread::sleep_for(200ms);
+    transport.cancel();
+    worker.join();
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+
+    CHECK(elapsed < 10s); // generous: a cancel is honoured within about a second
+    REQUIRE(result.has_value());
+    REQUIRE_FALSE(result->has_value());
+    CHECK(result->error().kind == Failure::Kind::transient);
+    CHECK(result->error().message ==
+          "smtp://" + server.address() + ": cancelled: crashmail is stopping");
+
+    // Every later delivery fails at once, without connecting.
+    const int connections = server.accepted();
+    const auto again_start = std::chrono::steady_clock::now();
+    const auto again = transport.deliver(sample_alert());
+    CHECK(std::chrono::steady_clock::now() - again_start < 5s);
+    REQUIRE_FALSE(again.has_value());
+    CHECK(again.error().kind == Failure::Kind::transient);
+    CHECK_THAT(again.error().message, Catch::Contains("crashmail is stopping"));
+    std::this_thread::sleep_for(100ms);
+    CHECK(server.accepted() == connections);
+}
+
+TEST_CASE("an SMTP transport cancelled before deliver() returns at once without connecting",
+          "[smtp][network]") {
+    using namespace std::chrono_literals;
+    crashmail::testing::SilentServer server;
+    crashmail::SmtpSettings settings = settings_for("smtp://" + server.address());
+    settings.timeout = std::chrono::seconds(30);
+    crashmail::SmtpTransport transport(settings);
+    transport.cancel();
+
+    const auto start = std::chrono::steady_clock::now();
+    const auto result = transport.deliver(sample_alert());
+    CHECK(std::chrono::steady_clock::now() - start < 5s);
+    REQUIRE_FALSE(result.has_value());
+    CHECK(result.error().kind == Failure::Kind::transient);
+    CHECK(result.error().retryable());
+    CHECK_THAT(result.error().message, Catch::Contains("stopping"));
+    std::this_thread::sleep_for(100ms);
+    CHECK(server.accepted() == 0);
 }

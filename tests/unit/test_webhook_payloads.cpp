@@ -1,4 +1,5 @@
 #include "alert/discard_notice.hpp"
+#include "silent_server.hpp"
 #include "transport/http_client.hpp"
 #include "transport/webhook_payloads.hpp"
 #include "transport/webhook_transport.hpp"
@@ -7,6 +8,8 @@
 #include <fcntl.h>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
 #include <unistd.h>
 
 using namespace crashmail;
@@ -396,6 +399,10 @@ TEST_CASE("libcurl errors: timeouts, TLS verification and the rest", "[webhook]"
     CHECK(refused.message == "http://x: Failed to connect to 127.0.0.1 port 1");
     CHECK(classify_curl_error(6, "Could not resolve host", "u").kind == Failure::Kind::transient);
     CHECK(classify_curl_error(52, "Empty reply from server", "u").kind == Failure::Kind::transient);
+    // Aborted by the cancel flag's progress callback: crashmail is stopping, try again later.
+    Failure cancelled = classify_curl_error(42, "Callback aborted", "http://x");
+    CHECK(cancelled.kind == Failure::Kind::transient);
+    CHECK(cancelled.message == "http://x: cancelled: crashmail is stopping");
 }
 
 TEST_CASE("URLs in logs lose their secrets", "[webhook]") {
@@ -543,6 +550,84 @@ TEST_CASE("the curl client reports a refused connection as transient", "[webhook
     REQUIRE_FALSE(response);
     CHECK(response.error().kind == Failure::Kind::transient);
     CHECK_THAT(response.error().message, Catch::StartsWith("http://127.0.0.1:1/hook: "));
+}
+
+TEST_CASE("cancel() ends a webhook POST waiting on a silent server, as transient",
+          "[webhook][network]") {
+    crashmail::testing::SilentServer server;
+    WebhookSettings settings;
+    settings.url = "http://" + server.address() + "/hook";
+    settings.timeout = 30s; // without cancel() it would wait this long
+    WebhookTransport transport(settings, std::make_shared<CurlHttpClient>());
+
+    std::optional<std::expected<void, Failure>> result;
+    const auto start = std::chrono::steady_clock::now();
+    std::thread worker([&] { result = transport.deliver(crash_alert()); });
+    // Connected, the POST sent, waiting for an answer; then cancelled.
+    CHECK(crashmail::testing::wait_until([&] { return server.accepted() > 0; }, 10s));
+    std::this_thread::sleep_for(200ms);
+    transport.cancel();
+    worker.join();
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+
+    CHECK(elapsed < 10s); // generous: a cancel is honoured within about a second
+    REQUIRE(result.has_value());
+    REQUIRE_FALSE(result->has_value());
+    CHECK(result->error().kind == Failure::Kind::transient);
+    CHECK(result->error().message ==
+          "webhook http://" + server.address() + "/hook: cancelled: crashmail is stopping");
+
+    // Every later delivery fails at once, without connecting.
+    const int connections = server.accepted();
+    const auto again_start = std::chrono::steady_clock::now();
+    auto again = transport.deliver(crash_alert());
+    CHECK(std::chrono::steady_clock::now() - again_start < 5s);
+    REQUIRE_FALSE(again);
+    CHECK(again.error().kind == Failure::Kind::transient);
+    CHECK_THAT(again.error().message, Catch::Contains("stopping"));
+    std::this_thread::sleep_for(100ms);
+    CHECK(server.accepted() == connections);
+}
+
+TEST_CASE("a webhook cancelled before deliver() returns at once and posts nothing", "[webhook]") {
+    auto client = std::make_shared<FakeHttpClient>();
+    WebhookSettings settings;
+    settings.flavor = WebhookFlavor::slack;
+    settings.url = "https://hooks.slack.com/services/T/B/SECRET";
+    WebhookTransport transport(settings, client);
+    // Before the cancel, every request carries the transport's flag, still clear.
+    REQUIRE(transport.deliver(crash_alert()));
+    REQUIRE(client->requests.size() == 1);
+    REQUIRE(client->requests[0].cancel != nullptr);
+    CHECK_FALSE(client->requests[0].cancel->load());
+
+    transport.cancel();
+    auto result = transport.deliver(crash_alert());
+    REQUIRE_FALSE(result);
+    CHECK(result.error().kind == Failure::Kind::transient);
+    CHECK(result.error().message ==
+          "slack https://hooks.slack.com/services/…: cancelled: crashmail is stopping");
+    CHECK(client->requests.size() == 1);
+}
+
+TEST_CASE("the curl client does not start a request whose cancel flag is set", "[webhook]") {
+    crashmail::testing::SilentServer server;
+    std::atomic<bool> cancel{true};
+    CurlHttpClient client;
+    HttpRequest request;
+    request.url = "http://" + server.address() + "/hook";
+    request.body = "{}";
+    request.timeout = 30s;
+    request.cancel = &cancel;
+    const auto start = std::chrono::steady_clock::now();
+    auto response = client.post(request);
+    CHECK(std::chrono::steady_clock::now() - start < 5s);
+    REQUIRE_FALSE(response);
+    CHECK(response.error().kind == Failure::Kind::transient);
+    CHECK(response.error().message ==
+          "http://" + server.address() + "/hook: cancelled: crashmail is stopping");
+    std::this_thread::sleep_for(100ms);
+    CHECK(server.accepted() == 0);
 }
 
 TEST_CASE("why it crashed is in the JSON document and the Alertmanager annotations, null or "

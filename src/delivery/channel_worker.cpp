@@ -1,0 +1,295 @@
+#include "delivery/channel_worker.hpp"
+
+#include "delivery/outcome.hpp"
+#include "util/duration.hpp"
+#include "util/hash.hpp"
+#include "util/log.hpp"
+
+#include <condition_variable>
+#include <fmt/format.h>
+#include <limits>
+#include <mutex>
+#include <queue>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+namespace crashmail {
+namespace {
+
+using Clock = std::chrono::system_clock;
+
+struct Task {
+    Clock::time_point due;
+    std::string id;
+    bool operator>(const Task& other) const { return due > other.due; }
+};
+
+// "digest of 3", "spool notice" or the process's name, for log lines.
+std::string who(const Alert& alert) {
+    if (alert.kind == AlertKind::digest) {
+        return fmt::format("digest of {}", alert.items.size());
+    }
+    if (alert.process.empty()) {
+        return fmt::format("{} notice", kind_name(alert.kind)); // about crashmail itself
+    }
+    return display_name(alert.group, alert.process);
+}
+
+} // namespace
+
+std::string channel_key(const Transport& channel) {
+    return sha256_hex(channel.identity(), 8);
+}
+
+struct ChannelWorker::Core {
+    std::shared_ptr<Transport> transport;
+    std::shared_ptr<Outbox> outbox;
+    ChannelWorkerSettings settings;
+    std::string key;
+    std::string name;
+
+    std::mutex mutex; // guards what follows; never held across I/O or a delivery
+    std::condition_variable changed;
+    std::priority_queue<Task, std::vector<Task>, std::greater<>> tasks;
+    std::unordered_set<std::string> queued; // ids in `tasks` or in flight
+    bool overflowed = false;                // the outbox holds work not in `tasks`
+    bool busy = false;
+    bool stopping = false;
+    std::thread thread;
+
+    // Returns false when the queue is full (the work stays in the outbox). With `mutex` held.
+    bool push(Task task, std::size_t limit) {
+        if (queued.contains(task.id)) {
+            return true;
+        }
+        if (tasks.size() >= limit) {
+            overflowed = true;
+            changed.notify_all();
+            return false;
+        }
+        queued.insert(task.id);
+        tasks.push(std::move(task));
+        changed.notify_all();
+        return true;
+    }
+
+    // When this channel should deliver `record`, or std::nullopt when it should not.
+    std::optional<Clock::time_point> due(const AlertRecord& record) const {
+        if (record.details_pending && settings.enrichment) {
+            return std::nullopt; // the enrichment stage queues it again when done
+        }
+        if (record.held) {
+            return std::nullopt; // it goes out in a digest
+        }
+        auto state = record.channels.find(key);
+        if (state == record.channels.end()) {
+            if (!transport->wants(record.alert)) {
+                return std::nullopt;
+            }
+            return Clock::now();
+        }
+        if (state->second.status != ChannelState::Status::pending) {
+            return std::nullopt;
+        }
+        return std::max(Clock::now(), state->second.next_attempt);
+    }
+
+    std::size_t refill() {
+        std::size_t found = 0;
+        outbox->scan([&](const std::string& id) {
+            {
+                std::lock_guard lock(mutex);
+                if (stopping) {
+                    return false;
+                }
+                if (queued.contains(id)) {
+                    return true;
+                }
+            }
+            auto record = outbox->read(id);
+            if (!record) {
+                log::error("{}: skipping unreadable spool entry: {}", name, record.error());
+                return true;
+            }
+            if (!record->has_value()) {
+                return true;
+            }
+            ++found;
+            auto when = due(**record);
+            if (!when) {
+                return true;
+            }
+            std::lock_guard lock(mutex);
+            return push(Task{*when, id}, settings.queue_limit);
+        });
+        return found;
+    }
+
+    // Records the result of one attempt; returns when to try again, if still pending here.
+    std::optional<Clock::time_point> record_outcome(const std::string& id,
+                                                    const std::expected<void, Failure>& result) {
+        DeliveryOutcome outcome;
+        std::string label;
+        std::string alert_id = id;
+        auto changed_record =
+            outbox->change(id, [&](AlertRecord& record) -> std::optional<Outbox::Settle> {
+                outcome = apply_delivery(record, key, name, result, settings.retry,
+                                         settings.jitter(), Clock::now(), *settings.configured);
+                label = who(record.alert);
+                return outcome.settle;
+            });
+        if (!changed_record || !changed_record->has_value()) {
+            log::error("{}: alert {} vanished from the spool: {}", name, id,
+                       changed_record ? std::string("no such record") : changed_record.error());
+            return std::nullopt;
+        }
+        switch (outcome.what) {
+        case DeliveryOutcome::What::delivered:
+            log::info("delivered alert {} ({}) via {}{}", alert_id, label, name,
+                      outcome.attempts > 1 ? fmt::format(" on attempt {}", outcome.attempts) : "");
+            break;
+        case DeliveryOutcome::What::failed:
+            log::error("{}: alert {} ({}) failed permanently: {}", name, alert_id, label,
+                       outcome.error);
+            break;
+        case DeliveryOutcome::What::gave_up:
+            log::error("{}: alert {} ({}) failed: {}", name, alert_id, label, outcome.error);
+            break;
+        case DeliveryOutcome::What::retry:
+            log::warning("{}: alert {} ({}) attempt {} failed: {}; retrying in {}", name, alert_id,
+                         label, outcome.attempts, outcome.error, seconds_text(outcome.delay));
+            break;
+        }
+        if (outcome.settle == Outbox::Settle::fail) {
+            log::error("alert {} ({}) moved to failed/ in the spool", alert_id, label);
+        }
+        return outcome.retry_at;
+    }
+
+    void run() {
+        std::unique_lock lock(mutex);
+        while (!stopping) {
+            if (tasks.empty() && overflowed) {
+                overflowed = false;
+                lock.unlock();
+                refill();
+                lock.lock();
+                continue;
+            }
+            if (tasks.empty()) {
+                changed.wait(lock, [&] { return stopping || !tasks.empty() || overflowed; });
+                continue;
+            }
+            if (tasks.top().due > Clock::now()) {
+                changed.wait_until(lock, tasks.top().due);
+                continue;
+            }
+            Task task = tasks.top();
+            tasks.pop();
+            busy = true;
+            lock.unlock();
+            std::optional<Alert> alert;
+            if (auto record = outbox->read(task.id); !record) {
+                log::error("{}: cannot read alert {} from the spool: {}", name, task.id,
+                           record.error());
+            } else if (record->has_value() && due(**record)) {
+                alert = std::move((*record)->alert);
+            }
+            std::optional<Clock::time_point> retry_at;
+            if (alert) {
+                auto result = transport->deliver(*alert);
+                // Recorded even when stopping: a delivery made must not be made again.
+                retry_at = record_outcome(task.id, result);
+            }
+            lock.lock();
+            busy = false;
+            queued.erase(task.id);
+            if (retry_at && !stopping) {
+                push(Task{*retry_at, task.id}, std::numeric_limits<std::size_t>::max());
+            }
+            changed.notify_all();
+        }
+    }
+};
+
+ChannelWorker::ChannelWorker(std::unique_ptr<Transport> transport, std::shared_ptr<Outbox> outbox,
+                             ChannelWorkerSettings settings)
+    : m_core(std::make_shared<Core>()) {
+    m_core->key = channel_key(*transport);
+    m_core->name = transport->name();
+    m_core->transport = std::move(transport);
+    m_core->outbox = std::move(outbox);
+    m_core->settings = std::move(settings);
+    if (!m_core->settings.configured) {
+        m_core->settings.configured =
+            std::make_shared<const std::set<std::string>>(std::set<std::string>{m_core->key});
+    }
+}
+
+ChannelWorker::~ChannelWorker() {
+    stop();
+}
+
+const std::string& ChannelWorker::key() const {
+    return m_core->key;
+}
+
+const std::string& ChannelWorker::name() const {
+    return m_core->name;
+}
+
+bool ChannelWorker::wants(const Alert& alert) const {
+    return m_core->transport->wants(alert);
+}
+
+void ChannelWorker::start() {
+    std::lock_guard lock(m_core->mutex);
+    if (m_core->thread.joinable() || m_core->stopping) {
+        return;
+    }
+    m_core->thread = std::thread([core = m_core] { core->run(); });
+}
+
+void ChannelWorker::queue(const std::string& id, Clock::time_point due) {
+    std::lock_guard lock(m_core->mutex);
+    if (!m_core->stopping) {
+        m_core->push(Task{due, id}, m_core->settings.queue_limit);
+    }
+}
+
+std::size_t ChannelWorker::refill() {
+    return m_core->refill();
+}
+
+std::size_t ChannelWorker::drain(std::chrono::steady_clock::time_point deadline) {
+    // Deliveries due before the deadline are still made, retries included.
+    const Clock::time_point wall_deadline =
+        Clock::now() +
+        std::chrono::duration_cast<Clock::duration>(deadline - std::chrono::steady_clock::now());
+    std::unique_lock lock(m_core->mutex);
+    m_core->changed.wait_until(lock, deadline, [&] {
+        return !m_core->busy && !m_core->overflowed &&
+               (m_core->tasks.empty() || m_core->tasks.top().due > wall_deadline);
+    });
+    return m_core->tasks.size() + (m_core->busy ? 1 : 0);
+}
+
+void ChannelWorker::stop() {
+    bool busy = false;
+    {
+        std::lock_guard lock(m_core->mutex);
+        m_core->stopping = true;
+        busy = m_core->busy;
+        m_core->changed.notify_all();
+    }
+    if (busy) {
+        log::warning("{}: stopping while a delivery is in progress; cancelling it", m_core->name);
+        m_core->transport->cancel();
+    }
+    if (m_core->thread.joinable()) {
+        m_core->thread.join();
+    }
+}
+
+} // namespace crashmail
