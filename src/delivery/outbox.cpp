@@ -353,8 +353,11 @@ Outbox::Closing Outbox::close() {
         std::lock_guard lock(m_memory_mutex);
         for (const auto& [id, entry] : m_memory) {
             // With an older version in the store the alert is not lost (it goes out again,
-            // at least once); a removal that waits is no alert at all.
-            if (!entry.on_disk && entry.action != Settle::remove) {
+            // at least once); a removal that waits is no alert at all; a digest the store
+            // never took still has its items in the store (store_digest() removes them only
+            // once the digest is stored), and they go out in another digest.
+            if (!entry.on_disk && entry.action != Settle::remove &&
+                entry.record.alert.kind != AlertKind::digest) {
                 ++closing.lost;
             }
         }

@@ -1215,3 +1215,28 @@ TEST_CASE("submit never waits behind another thread's store write", "[dispatcher
     REQUIRE(wait_for(mail, 3));
     CHECK(dispatcher.shutdown(5s).pending == 0);
 }
+
+TEST_CASE("a digest the store refuses goes out from memory and its items stay held",
+          "[dispatcher][digest]") {
+    FakeStore store;
+    ChoosyChannels channels;
+    auto mail = channels.add("mail");
+    FakeClock clock;
+    Dispatcher dispatcher(std::move(channels.list), store, batched(10s, clock));
+    dispatcher.submit(alert("1"));
+    dispatcher.submit(alert("2"));
+    REQUIRE(store.pending_count() == 2);
+    store.set_refuse_writes(true); // the disk fills before the window ends
+    clock.advance(11s);
+    REQUIRE(eventually([&] { return mail->count() == 1; }));
+    CHECK(mail->delivered[0].items.size() == 2);
+    auto stopped = dispatcher.shutdown(5s);
+    // The items were never removed: the next start sends them in another digest, so the
+    // digest that waited in memory is not counted as lost.
+    CHECK(stopped.lost == 0);
+    CHECK(stopped.pending == 2);
+    std::lock_guard lock(store.mutex);
+    CHECK(store.pending.at("1").held);
+    CHECK(store.pending.at("2").held);
+    CHECK(store.removed.empty());
+}
