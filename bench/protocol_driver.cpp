@@ -11,7 +11,8 @@
 // than --answer-timeout-ms) ends the run with exit status 1 and the bytes received.
 //
 // Prints one line of JSON on stdout: throughput, answer latency (p50/p99/max), exec-to-READY,
-// the child's CPU time per event, its peak RSS (wait4) and /proc status at the last event.
+// the child's CPU time per event (all threads, and its main thread alone), its peak RSS
+// (wait4) and /proc status at the last event.
 //
 // With --startups K it instead starts COMMAND K times, measures exec-to-READY each time and
 // prints the median and maximum.
@@ -364,6 +365,16 @@ std::int64_t cpu_ns_so_far(pid_t pid) {
     return total;
 }
 
+// CPU time (ns) of the main thread of `pid` so far (crashmail's event loop, the one that
+// answers), from /proc/PID/task/PID/schedstat.
+std::int64_t main_thread_cpu_ns(pid_t pid) {
+    std::ifstream file("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) +
+                       "/schedstat");
+    std::int64_t ns = 0;
+    file >> ns;
+    return ns;
+}
+
 // Selected fields (kB, or a count) of /proc/PID/status.
 struct ProcStatus {
     long vm_hwm_kb = -1;
@@ -481,7 +492,9 @@ struct Event {
 };
 
 Event make_event(std::size_t index, const Config& config) {
-    std::size_t serial = index + 1;
+    // supervisord numbers both serials from 0 (process.py new_serial: -1 + 1): a first
+    // poolserial of 1 would tell crashmail that supervisord discarded event 0 (issue 13).
+    std::size_t serial = index;
     // Evenly spread: event i is a crash when the running count of crashes steps up.
     auto crashes_before =
         static_cast<std::size_t>(std::floor(static_cast<double>(index) * config.crash_share));
@@ -556,6 +569,7 @@ int measure_events(const Config& config) {
     double ready_ms = ms_since(child.started, ready_at);
     input.expect_nothing_more("the first READY");
     std::int64_t cpu_ns_at_ready = cpu_ns_so_far(child.pid);
+    std::int64_t main_ns_at_ready = main_thread_cpu_ns(child.pid);
 
     std::vector<double> latencies;
     latencies.reserve(events.size());
@@ -569,7 +583,7 @@ int measure_events(const Config& config) {
             first_sent = sent;
         }
         if (send_log != nullptr && events[i].crash) {
-            std::fprintf(send_log, "%zu %lld\n", i + 1, static_cast<long long>(realtime_ns()));
+            std::fprintf(send_log, "%zu %lld\n", i, static_cast<long long>(realtime_ns()));
         }
         write_all(child.to_child, events[i].bytes);
         input.expect_result(sent + config.answer_timeout);
@@ -582,6 +596,8 @@ int measure_events(const Config& config) {
         std::fclose(send_log);
     }
     ProcStatus status = read_status(child.pid);
+    double cpu_main_ms =
+        static_cast<double>(main_thread_cpu_ns(child.pid) - main_ns_at_ready) / 1e6;
     Ending ending = finish(child, config.kill_at_end, config.exit_timeout);
     if (!config.kill_at_end && ending.exit_code != 0) {
         std::fprintf(stderr, "protocol_driver: warning: listener exited with status %d\n",
@@ -607,6 +623,7 @@ int measure_events(const Config& config) {
         "{\"label\":%s,\"events\":%zu,\"crashes\":%zu,\"elapsed_s\":%.3f,\"events_per_s\":%.1f,"
         "\"p50_ms\":%.4f,\"p99_ms\":%.4f,\"max_ms\":%.4f,\"mean_ms\":%.4f,\"ready_ms\":%.3f,"
         "\"cpu_total_ms\":%.1f,\"cpu_events_ms\":%.1f,\"cpu_us_per_event\":%.2f,"
+        "\"cpu_main_us_per_event\":%.2f,"
         "\"maxrss_kb\":%ld,\"vm_hwm_kb\":%ld,\"vm_rss_kb\":%ld,\"rss_anon_kb\":%ld,"
         "\"rss_file_kb\":%ld,\"pss_kb\":%ld,\"pss_anon_kb\":%ld,\"pss_file_kb\":%ld,"
         "\"threads\":%ld,\"exit_code\":%d,\"exit_wait_ms\":%.1f}\n",
@@ -615,6 +632,7 @@ int measure_events(const Config& config) {
         percentile(sorted, 0.99), sorted.empty() ? 0.0 : sorted.back(), mean, ready_ms,
         static_cast<double>(cpu_total_ns) / 1e6, cpu_events_ms,
         cpu_events_ms * 1000.0 / static_cast<double>(std::max<std::size_t>(events.size(), 1)),
+        cpu_main_ms * 1000.0 / static_cast<double>(std::max<std::size_t>(events.size(), 1)),
         ending.usage.ru_maxrss, std::max(status.vm_hwm_kb, ending.vm_hwm_kb), status.vm_rss_kb,
         status.rss_anon_kb, status.rss_file_kb, status.pss_kb, status.pss_anon_kb,
         status.pss_file_kb, status.threads, ending.exit_code, ending.wait_ms);

@@ -1,7 +1,16 @@
 #!/bin/sh
 # Runs every crashmail benchmark and prints one table (see BENCHMARKS.md).
 #
-#   bench/run.sh [--keep] [--rounds N]
+#   bench/run.sh [--keep] [--rounds N] [--bursts-only] [--burst N] [--burst-rounds R]
+#                [--compare OLD_CRASHMAIL] [--load [--load-jobs J]]
+#                [--quiet-load L [--quiet-wait S]]
+#
+# --bursts-only runs only the bursts of crashes (e, e-slow, e-silent, e-tmpfs) and the strace
+# runs that count flushes per alert (needs strace); --burst-rounds repeats each burst and
+# reports medians; --compare runs every burst with an older crashmail binary too, in
+# alternation; --load runs the bursts again while a parallel build of this project (a fresh
+# configure in a temporary directory, -j2) loads the machine; --quiet-load 0.7 waits (at most
+# 15 min) for the 1-minute load average to drop below 0.7 before the bursts.
 #
 # Builds crashmail and bench/ in Release into build-bench/ (configured once, rebuilt when
 # sources changed), then runs bench/scenarios.py with Debian's Python (aiosmtpd, supervisor).
