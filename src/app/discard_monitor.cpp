@@ -390,6 +390,13 @@ DiscardReport DiscardMonitor::recover(const SerialGap& gap, const std::optional<
     };
     std::vector<StoryEvent> crashes =
         logged_crashes(parsed, since, *until, group_of, m_settings.watched, m_settings.instance);
+    if (end && end->pid) {
+        // The event that ended the gap arrived: its crash is counted by its event, whichever
+        // of the two reaches the crash-loop stories first (the window ends at its line).
+        std::erase_if(crashes, [&](const StoryEvent& crash) {
+            return crash.process == end->process && crash.pid == end->pid;
+        });
+    }
     if (ambiguous > 0) {
         problems.push_back(fmt::format("{} crash(es) of a process name found in several groups "
                                        "were put in its first group",

@@ -181,8 +181,9 @@ struct ChannelWorker::Core {
                 changed.wait(lock, [&] { return stopping || !tasks.empty() || overflowed; });
                 continue;
             }
-            if (tasks.top().due > Clock::now()) {
-                changed.wait_until(lock, tasks.top().due);
+            if (const Clock::time_point due = tasks.top().due; due > Clock::now()) {
+                // A copy: `tasks` may grow (and move its elements) while this waits.
+                changed.wait_until(lock, due);
                 continue;
             }
             Task task = tasks.top();
