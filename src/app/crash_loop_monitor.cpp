@@ -14,6 +14,8 @@ namespace {
 constexpr std::string_view k_state_name = "crash-loops";
 // The clock looks at least this often (the wall clock may jump).
 constexpr std::chrono::seconds k_clock_period{1};
+// The clock writes the stories an alerted crash changed at most this often (unsynced).
+constexpr std::chrono::milliseconds k_follow_period{50};
 
 } // namespace
 
@@ -167,7 +169,7 @@ void CrashLoopMonitor::write_newest(Durability durability, bool always) {
     }
 }
 
-void CrashLoopMonitor::count_event(const StoryEvent& story, std::vector<Outgoing>& out) {
+bool CrashLoopMonitor::count_event(const StoryEvent& story, std::vector<Outgoing>& out) {
     std::vector<Emission> emissions = m_loops.on_alert_event(story, m_settings.now());
     bool counted = emissions.empty() || emissions.back().kind != AlertKind::alert ||
                    emissions.back().event.id != story.id;
@@ -180,6 +182,7 @@ void CrashLoopMonitor::count_event(const StoryEvent& story, std::vector<Outgoing
     }
     // Even with nothing raised the story changed (a count, an event id, a window).
     ++m_version;
+    return counted;
 }
 
 namespace {
@@ -192,6 +195,7 @@ LedgerEntry ledger_entry(const StoryEvent& story) {
 
 std::size_t CrashLoopMonitor::on_alert_event(const Event& event, const ProcessStateChange& change) {
     std::vector<Outgoing> out;
+    bool counted = false;
     {
         std::lock_guard lock(m_mutex);
         StoryEvent story = story_event(event, change);
@@ -204,17 +208,23 @@ std::size_t CrashLoopMonitor::on_alert_event(const Event& event, const ProcessSt
                              change.pid ? std::to_string(*change.pid) : "unknown"),
                  std::nullopt});
         } else {
-            count_event(story, out);
+            counted = count_event(story, out);
         }
     }
-    // The alert first, then the story that says it was sent: a crash between the two sends
-    // it again when supervisord redelivers the event (with the same id).
+    // The alert first, then the story that says it was sent.
     std::size_t count = send(out);
-    // Every change must survive a crash of crashmail (flood control would start over and a
-    // recovery notice would be lost); the clock thread makes it survive one of the machine
-    // (an fsync here would hold up supervisord for milliseconds per event, in a crash storm
-    // of all times). The clock is woken after the write, not to compete with it.
-    persist(Durability::process, false);
+    // A counted crash exists nowhere but in the stories: they are written before the answer,
+    // so that it survives any crash of crashmail (no fsync: the clock thread syncs within a
+    // second, off the event loop; an fsync here would hold up supervisord for milliseconds
+    // per event, in a crash storm of all times). An alerted crash is in the outbox already
+    // (fsynced): its story follows from the clock thread within k_follow_period, so that a
+    // burst of alerts costs one durable write each and the stories a few writes in all. A
+    // crash of crashmail meanwhile only makes the story forget that alert, so that the next
+    // crash may be alerted where it would have been counted: more told, nothing lost. The
+    // clock is woken after the write, not to compete with it.
+    if (counted) {
+        persist(Durability::process, false);
+    }
     m_wake.notify_all();
     return count;
 }
@@ -290,9 +300,20 @@ void CrashLoopMonitor::stop_clock() {
 void CrashLoopMonitor::clock_loop(const std::stop_token& stop) {
     using namespace std::chrono;
     auto last_sync = steady_clock::now() - k_clock_period;
+    auto last_follow = steady_clock::now() - k_follow_period;
     while (!stop.stop_requested()) {
         tick();
         std::unique_lock lock(m_mutex);
+        // What the event loop left to the clock (the stories of alerted crashes), coalesced:
+        // a burst of alerts is written once per k_follow_period. While a thread is submitting
+        // (m_unsent), that thread writes when it is done.
+        auto left = [&] { return m_state != nullptr && m_written != m_version && m_unsent == 0; };
+        if (left() && steady_clock::now() >= last_follow + k_follow_period) {
+            last_follow = steady_clock::now();
+            lock.unlock();
+            persist(Durability::process, true);
+            lock.lock();
+        }
         if (m_unsynced && m_state != nullptr && steady_clock::now() >= last_sync + k_clock_period) {
             // fsync what the event loop wrote, at most once a second and without holding it
             // up (nor the writer lock): a write meanwhile sets m_unsynced again once it is
@@ -319,9 +340,19 @@ void CrashLoopMonitor::clock_loop(const std::stop_token& stop) {
             auto sync_wait = std::max(until, milliseconds(1));
             wait = wait ? std::min(*wait, sync_wait) : sync_wait;
         }
+        const bool following = left();
+        if (following) {
+            auto until =
+                duration_cast<milliseconds>(last_follow + k_follow_period - steady_clock::now());
+            auto follow_wait = std::max(until, milliseconds(1));
+            wait = wait ? std::min(*wait, follow_wait) : follow_wait;
+        }
+        // While a write is left to it, the clock sleeps out k_follow_period even when more
+        // events arrive (each one would wake it, a thousand times in a burst): what they make
+        // due is looked at then, at most k_follow_period late.
         const std::uint64_t seen = m_version;
         const bool unsynced = m_unsynced;
-        auto changed = [&] { return m_version != seen || m_unsynced != unsynced; };
+        auto changed = [&] { return (!following && m_version != seen) || m_unsynced != unsynced; };
         if (wait) {
             m_wake.wait_for(lock, stop, *wait, changed);
         } else {

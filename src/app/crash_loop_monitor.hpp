@@ -68,17 +68,21 @@ public:
     std::size_t restore();
 
     // An alert-worthy event: submits what it raises (alerts, and summaries that fell due).
-    // The stories are written (no fsync) whenever they change, before this returns, so that
-    // what flood control counted and alerted survives any crash of crashmail, and the clock
-    // thread fsyncs them within a second, off the event loop, against a crash of the
-    // machine. One exception, rare: when another thread (the clock or the discard monitor's)
-    // is writing the stories, or submitting what they raised, at that very moment, this
-    // returns without waiting for it, and that thread writes this newer version right after
-    // (until then, a matter of milliseconds, a crash of crashmail loses the change: the event
-    // is answered, supervisord does not send it again). The event loop never waits for
-    // another thread's disk. An event whose crash was recovered from supervisord's log
-    // already (see on_recovered()) is not counted again. Returns the number of alerts
-    // submitted.
+    // When flood control counted the crash (no alert of its own), the stories are written
+    // (no fsync) before this returns, so that the count survives any crash of crashmail, and
+    // the clock thread fsyncs them within a second, off the event loop, against a crash of
+    // the machine. When the crash was alerted, its alert is in the outbox already and the
+    // clock thread writes the story within 50 ms (a burst of alerts: every 50 ms), so that
+    // an alert costs the event loop one durable write and nothing more; a crash of crashmail
+    // in between makes the story forget that alert (the next crash may be alerted rather
+    // than counted: more told, nothing lost). One exception, rare: when another thread (the
+    // clock or the discard monitor's) is writing the stories, or submitting what they
+    // raised, at that very moment, this returns without waiting for it, and that thread
+    // writes this newer version right after (until then, a matter of milliseconds, a crash
+    // of crashmail loses the change: the event is answered, supervisord does not send it
+    // again). The event loop never waits for another thread's disk. An event whose crash was
+    // recovered from supervisord's log already (see on_recovered()) is not counted again.
+    // Returns the number of alerts submitted.
     std::size_t on_alert_event(const Event& event, const ProcessStateChange& change);
     // Any other state change of a watched process (RUNNING starts the recovery clock); saved
     // as on_alert_event() saves.
@@ -109,8 +113,9 @@ private:
     // With m_mutex held: the alerts of `emissions`, each with its log line, onto `out`.
     void prepare(const std::vector<Emission>& emissions, std::vector<Outgoing>& out);
     // With m_mutex held: runs one alert-worthy story event through flood control; what it
-    // raises, and a line when it is counted, go onto `out`.
-    void count_event(const StoryEvent& story, std::vector<Outgoing>& out);
+    // raises, and a line when it is counted, go onto `out`. Returns whether it was counted
+    // (no alert of its own).
+    bool count_event(const StoryEvent& story, std::vector<Outgoing>& out);
     // Without m_mutex: logs and submits `out`. Returns the number of alerts submitted.
     std::size_t send(const std::vector<Outgoing>& out);
     // Without m_mutex (see "Saving" above): writes the newest stories with `durability` if
