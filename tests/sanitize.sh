@@ -13,7 +13,7 @@
 #   mode go to ctest in asan mode, e.g. `bash tests/sanitize.sh asan -R unit:`.
 #   CRASHMAIL_WERROR (default ON): warnings are errors, as in every CI build.
 #   OPT_FLAGS (default: CMake's RelWithDebInfo, -O2 -g): optimisation and debug flags, e.g.
-#     "-O1 -g1" (tests/run-all.sh: a third of the compile time, still line numbers in reports).
+#     "-O0 -g1" (tests/run-all.sh: a sixth of the compile time, still line numbers in reports).
 # Every sanitizer report is written to a file and makes the script fail, so a report from a
 # child process (the crashmail binary run by an integration test) is not lost in a log.
 set -euo pipefail

@@ -4,6 +4,7 @@
 #include "transport/sendmail_transport.hpp"
 #include "transport/smtp_transport.hpp"
 #include "transport/webhook_transport.hpp"
+#include "util/cacert.hpp"
 
 #include <cstdlib>
 #include <sysexits.h>
@@ -46,6 +47,15 @@ std::string sender_address(const Options& options, const std::string& host) {
     return options.from.empty() ? "crashmail@" + host : options.from;
 }
 
+std::string sendmail_command(const Options& options, const std::string& from) {
+    std::string command = options.sendmail_program;
+    if (!options.sendmail_given && !options.from.empty()) {
+        command += " -f ";
+        command += k_from_placeholder;
+    }
+    return expand_sendmail_command(command, from);
+}
+
 namespace {
 
 std::unexpected<ChannelError> usage_error(std::string message) {
@@ -61,6 +71,13 @@ std::unexpected<ChannelError> config_error(std::string message) {
 std::expected<std::vector<std::unique_ptr<Transport>>, ChannelError>
 make_channels(const Options& options, const std::string& host, const GetEnv& getenv) {
     std::vector<std::unique_ptr<Transport>> channels;
+
+    // A CA file that cannot be used would otherwise show only at the first TLS delivery.
+    if (!options.cacert.empty()) {
+        if (auto certificates = check_cacert(options.cacert); !certificates) {
+            return config_error("--cacert " + options.cacert + ": " + certificates.error());
+        }
+    }
 
     // Mail.
     MailAddresses addresses{sender_address(options, host), options.emails};
@@ -97,6 +114,7 @@ make_channels(const Options& options, const std::string& host, const GetEnv& get
         smtp.require_tls = options.starttls == "required" || !options.smtp_user.empty();
         smtp.cacert = options.cacert;
         smtp.timeout = options.timeout;
+        smtp.data_timeout = options.data_timeout;
         if (!options.smtp_user.empty()) {
             if (!options.smtp_password_file.empty()) {
                 auto password = read_secret_file(options.smtp_password_file);
@@ -119,7 +137,8 @@ make_channels(const Options& options, const std::string& host, const GetEnv& get
         channels.push_back(std::make_unique<SmtpTransport>(std::move(smtp)));
     } else if (!options.emails.empty()) {
         SendmailSettings sendmail;
-        sendmail.command = options.sendmail_program;
+        sendmail.command = sendmail_command(options, addresses.from);
+        sendmail.configured = options.sendmail_program;
         sendmail.addresses = addresses;
         channels.push_back(std::make_unique<SendmailTransport>(std::move(sendmail)));
     }

@@ -32,10 +32,17 @@ std::optional<std::string> address_problem(std::string_view address);
 // The sender: --from, or crashmail@<host>.
 std::string sender_address(const Options& options, const std::string& host);
 
+// The sendmail command to run: the default command (-s not given) gets "-f FROM" when --from
+// is given (without it the MTA's own envelope sender stays); in any command "{from}" becomes
+// `from`, shell-quoted (expand_sendmail_command). An -s command without "{from}" is kept
+// exactly as given.
+std::string sendmail_command(const Options& options, const std::string& from);
+
 // Builds every configured channel: mail (SMTP with --smtp, else the sendmail command) when
 // -m is given, then one per --webhook, --slack, --discord and --alertmanager URL. Returns an
-// error for a bad address or URL, a missing password, an unreadable secret file, or when
-// nothing at all is configured.
+// error for a bad address or URL, a missing password, an unreadable secret file, a --cacert
+// file without a usable PEM certificate (EX_CONFIG, util/cacert), or when nothing at all is
+// configured.
 std::expected<std::vector<std::unique_ptr<Transport>>, ChannelError>
 make_channels(const Options& options, const std::string& host, const GetEnv& getenv);
 

@@ -176,6 +176,7 @@ int serve(const Options& options, std::vector<std::unique_ptr<Transport>> channe
     delivery.enricher = make_enricher(options, std::move(templates));
     delivery.batch = options.batch;
     delivery.digest_prefix = options.optional_header;
+    delivery.refusals_store = spool->get();
     // What waits in memory, for --status: one pwrite into a block allocated now, so that it
     // can still be written when the disk is full.
     std::unique_ptr<FileMark> outbox_mark;
@@ -295,11 +296,18 @@ int crashmail_main(int argc, const char* const* argv) {
         return EX_CONFIG;
     }
 
-    AlertContext context{fully_qualified_hostname(), options->optional_header};
+    AlertContext context{options->hostname.empty() ? fully_qualified_hostname() : options->hostname,
+                         options->optional_header};
     auto channels = make_channels(*options, context.host, process_getenv);
     if (!channels) {
         log::error("{}", channels.error().message);
         return channels.error().exit_code;
+    }
+    // A name without a dot matters to mail only (EHLO, the sender's domain): said once, on
+    // stderr when serving, as a line of the report under --test.
+    std::optional<std::string> host_warning;
+    if (!options->emails.empty()) {
+        host_warning = unqualified_hostname_warning(context.host);
     }
 
     if (options->test) {
@@ -308,10 +316,16 @@ int crashmail_main(int argc, const char* const* argv) {
         render_alert_text(alert, *templates); // so that templates can be tried from a shell
         // Under --test nothing is stored: the result is printed, not retried.
         SelfTestReport report = run_self_test(*channels, alert);
+        if (host_warning) {
+            print_stdout("warning " + *host_warning + "\n");
+        }
         for (const std::string& line : report.lines) {
             print_stdout(line + "\n");
         }
         return report.exit_code;
+    }
+    if (host_warning) {
+        log::warning("{}", *host_warning);
     }
     return serve(*options, std::move(*channels), context, std::move(*templates));
 }

@@ -2,6 +2,7 @@
 
 #include "alert/crash_loop.hpp"
 #include "util/duration.hpp"
+#include "util/host.hpp"
 #include "util/text.hpp"
 
 #include <CLI/CLI.hpp>
@@ -142,10 +143,12 @@ std::expected<Options, OptionsExit> parse_options(int argc, const char* const* a
         ->group(mail);
     app.add_option("-s,--sendmail_program,--sendmail-program", options.sendmail_program,
                    "Command that reads a message on stdin and sends it (run by /bin/sh; "
-                   "default: /usr/sbin/sendmail -t -i)")
+                   "{from} becomes the sender, quoted; default: /usr/sbin/sendmail -t -i)")
         ->type_name("CMD")
         ->group(mail);
-    app.add_option("--from", options.from, "Sender address (default: crashmail@<host FQDN>)")
+    app.add_option("--from", options.from,
+                   "Sender address, From: and envelope (the default sendmail command gets -f "
+                   "ADDR; default: crashmail@<--hostname>)")
         ->type_name("ADDR")
         ->group(mail);
 
@@ -213,6 +216,19 @@ std::expected<Options, OptionsExit> parse_options(int argc, const char* const* a
                    "Give up on one SMTP or HTTP delivery after SECONDS (default: 30)")
         ->type_name("SECONDS")
         ->check(CLI::Range(1, 3600))
+        ->group(network);
+    std::string data_timeout = "10m";
+    app.add_option("--data-timeout", data_timeout,
+                   "Wait up to DURATION (30s, 10m, 1h; default: 10m, at least --timeout) for "
+                   "the SMTP server's reply to the end of the message; giving up sooner risks "
+                   "a duplicate")
+        ->type_name("DURATION")
+        ->group(network);
+    app.add_option("--hostname", options.hostname,
+                   "Call this host NAME: the SMTP EHLO name, the default sender "
+                   "crashmail@NAME, Message-ID, the Host: line and the webhooks' host "
+                   "(default: the FQDN)")
+        ->type_name("NAME")
         ->group(network);
 
     const char* content = "Alert content";
@@ -293,6 +309,19 @@ std::expected<Options, OptionsExit> parse_options(int argc, const char* const* a
                         "--max-age: '" + max_age + "' is not a duration like 30s, 10m, 24h or 2d"});
     }
     options.max_age = *parsed_age;
+    if (auto parsed = parse_duration(data_timeout)) {
+        options.data_timeout = *parsed;
+    } else {
+        return std::unexpected(OptionsExit{
+            EX_USAGE, {}, "--data-timeout: '" + data_timeout + "' is not a duration like 10m"});
+    }
+    if (options.data_timeout < options.timeout) {
+        return std::unexpected(OptionsExit{EX_USAGE,
+                                           {},
+                                           "--data-timeout (" + data_timeout +
+                                               ") must not be shorter than --timeout (" +
+                                               std::to_string(timeout_seconds) + " s)"});
+    }
     if (auto after = parse_duration(recovery_after)) {
         options.recovery_after = *after;
     } else {
@@ -331,6 +360,12 @@ std::expected<Options, OptionsExit> parse_options(int argc, const char* const* a
                 options.states.end()) {
                 options.states.push_back(state);
             }
+        }
+    }
+    if (app.count("--hostname") > 0) {
+        if (auto problem = hostname_problem(options.hostname)) {
+            return std::unexpected(OptionsExit{
+                EX_USAGE, {}, "--hostname '" + one_line(options.hostname, 300) + "': " + *problem});
         }
     }
     options.sendmail_given = app.count("--sendmail_program") > 0;

@@ -32,6 +32,11 @@ struct Options {
     // Shared by the network transports.
     std::string cacert;
     std::chrono::seconds timeout{30};
+    std::chrono::seconds data_timeout{600}; // --data-timeout: SMTP's reply to the message's end
+
+    // --hostname: this host's name in EHLO, the default sender, Message-ID, the Host: line
+    // and webhooks; a valid DNS name (util/host). Empty: fully_qualified_hostname().
+    std::string hostname;
 
     // Webhooks.
     std::vector<std::string> webhooks;

@@ -1,5 +1,6 @@
 #include "app/status.hpp"
 
+#include "delivery/refusals.hpp"
 #include "delivery/spool.hpp"
 #include "util/time.hpp"
 
@@ -23,6 +24,7 @@ struct Counts {
     std::size_t unreadable = 0;
     std::size_t in_memory = 0;
     std::size_t lost = 0;
+    std::size_t refused = 0; // recipients refused for good (by channel)
 };
 
 // Whether a crashmail holds the directory's lock (it is running).
@@ -94,6 +96,15 @@ void report_directory(const std::filesystem::path& directory, std::string& out, 
                         state.name.empty() ? key : state.name, status_name(state.status),
                         state.attempts,
                         state.last_error.empty() ? "" : " last error: " + state.last_error);
+                    for (const auto& [recipient, reason] : state.waiting_recipients) {
+                        out += fmt::format("         recipient {} refused for now (retried for "
+                                           "it alone): {}\n",
+                                           recipient, reason);
+                    }
+                    for (const auto& [recipient, reason] : state.refused_recipients) {
+                        out +=
+                            fmt::format("         recipient {} refused: {}\n", recipient, reason);
+                    }
                 }
             });
     }
@@ -126,6 +137,28 @@ void report_discards(const std::filesystem::path& directory, std::string& out) {
                        totals.value("notices", std::uint64_t{0}));
 }
 
+// The recipients mail servers refused for good (delivery/refusals): the alerts went to
+// everyone else, so they are no longer in the spool; this says who did not get them.
+void report_refusals(const std::filesystem::path& directory, std::string& out, Counts& counts) {
+    std::ifstream in(directory / "refusals.state.json");
+    if (!in) {
+        return;
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    auto refused = refusals_from_json(text.str());
+    if (!refused) {
+        out += fmt::format("unreadable refusals.state.json: {}\n", refused.error());
+        return;
+    }
+    for (const RefusedRecipient& one : *refused) {
+        ++counts.refused;
+        out += fmt::format("refused  {} by {}: {} alert(s) from {} to {}, last {}: {}\n",
+                           one.recipient, one.channel, one.alerts, timefmt::rfc3339_utc(one.first),
+                           timefmt::rfc3339_utc(one.last), one.last_alert, one.last_reason);
+    }
+}
+
 } // namespace
 
 std::string status_report(const std::filesystem::path& root) {
@@ -146,16 +179,18 @@ std::string status_report(const std::filesystem::path& root) {
         out += fmt::format("spool {}\n", directory.string());
         report_directory(directory, out, counts);
         report_outbox(directory, out, counts);
+        report_refusals(directory, out, counts);
         report_discards(directory, out);
     }
     if (directories.empty()) {
         out += fmt::format("no spool under {}\n", root.string());
     }
-    out +=
-        fmt::format("{} pending, {} failed{}{}{}\n", counts.pending, counts.failed,
-                    counts.in_memory > 0 ? fmt::format(", {} in memory", counts.in_memory) : "",
-                    counts.lost > 0 ? fmt::format(", {} lost", counts.lost) : "",
-                    counts.unreadable > 0 ? fmt::format(", {} unreadable", counts.unreadable) : "");
+    out += fmt::format(
+        "{} pending, {} failed{}{}{}{}\n", counts.pending, counts.failed,
+        counts.in_memory > 0 ? fmt::format(", {} in memory", counts.in_memory) : "",
+        counts.lost > 0 ? fmt::format(", {} lost", counts.lost) : "",
+        counts.unreadable > 0 ? fmt::format(", {} unreadable", counts.unreadable) : "",
+        counts.refused > 0 ? fmt::format(", {} recipient(s) refused", counts.refused) : "");
     return out;
 }
 

@@ -153,6 +153,25 @@ std::string_view status_name(ChannelState::Status status) {
     return "pending";
 }
 
+namespace {
+
+// An object of address -> reason, or nothing when absent or not an object of strings.
+std::map<std::string, std::string> recipient_map(const json& channel, const char* field) {
+    std::map<std::string, std::string> out;
+    auto found = channel.find(field);
+    if (found == channel.end() || !found->is_object()) {
+        return out;
+    }
+    for (auto entry = found->begin(); entry != found->end(); ++entry) {
+        if (entry.value().is_string()) {
+            out.emplace(entry.key(), entry.value().get<std::string>());
+        }
+    }
+    return out;
+}
+
+} // namespace
+
 std::string record_to_json(const AlertRecord& record) {
     json document = {
         {"version", 1},
@@ -167,6 +186,12 @@ std::string record_to_json(const AlertRecord& record) {
                                      {"attempts", state.attempts},
                                      {"next_attempt_ms", to_millis(state.next_attempt)},
                                      {"last_error", state.last_error}};
+        if (!state.waiting_recipients.empty()) {
+            document["channels"][key]["waiting_recipients"] = state.waiting_recipients;
+        }
+        if (!state.refused_recipients.empty()) {
+            document["channels"][key]["refused_recipients"] = state.refused_recipients;
+        }
     }
     // Invalid UTF-8 (it cannot come from supervisord, but a record must always be writable)
     // is replaced rather than thrown on.
@@ -204,6 +229,8 @@ std::expected<AlertRecord, std::string> record_from_json(std::string_view text) 
             state.attempts = c.value("attempts", 0);
             state.next_attempt = from_millis(c.value("next_attempt_ms", 0LL));
             state.last_error = c.value("last_error", "");
+            state.waiting_recipients = recipient_map(c, "waiting_recipients");
+            state.refused_recipients = recipient_map(c, "refused_recipients");
             record.channels.emplace(key, std::move(state));
         }
         return record;

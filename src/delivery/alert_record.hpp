@@ -19,6 +19,14 @@ struct ChannelState {
     int attempts = 0;
     std::chrono::system_clock::time_point next_attempt{}; // pending: not before this
     std::string last_error;                               // describe() of the last failure
+    // A channel that addresses recipients one by one (SMTP with several -m) may deliver to
+    // some and not others. `waiting_recipients`: refused for now (4xx), each with the
+    // server's words; the next attempts go to them alone, and the channel stays pending
+    // until none is left. `refused_recipients`: refused for good (5xx, or given up on); the
+    // channel counts as delivered when everyone else took it. Both empty for an
+    // all-or-nothing delivery.
+    std::map<std::string, std::string> waiting_recipients;
+    std::map<std::string, std::string> refused_recipients;
 };
 
 // "pending", "delivered" or "failed".
@@ -45,7 +53,9 @@ struct AlertRecord {
 // exit_status, spawn_error, log_tail, log_source, details_note, occurrence, suppressed,
 // story_start_ms (absent when none), window_s, resolves ([{state, expected}]), notify, and
 // items (a digest's alerts, each in this same form; absent when empty). The record's:
-// version, alert, details_pending, held, channels.
+// version, alert, details_pending, held, channels (each: status, name, attempts,
+// next_attempt_ms, last_error, and waiting_recipients / refused_recipients, objects of
+// address -> reason, absent when empty).
 std::string record_to_json(const AlertRecord& record);
 
 // Parses record_to_json()'s output. Returns an error naming what is missing or malformed.

@@ -10,6 +10,7 @@
 #include <limits>
 #include <mutex>
 #include <queue>
+#include <set>
 #include <thread>
 #include <unordered_set>
 #include <vector>
@@ -57,6 +58,10 @@ struct ChannelWorker::Core {
     bool busy = false;
     bool stopping = false;
     std::thread thread;
+    // The worker thread's own (no lock): the Receipt notes logged so far, and how many
+    // recipients the channel addresses.
+    std::set<std::string> logged_notes;
+    std::size_t recipient_count = 0;
 
     // Returns false when the queue is full (the work stays in the outbox). With `mutex` held.
     bool push(Task task, std::size_t limit) {
@@ -126,15 +131,44 @@ struct ChannelWorker::Core {
         return found;
     }
 
+    // Logs each distinct note of a Receipt once (the worker's thread only).
+    void log_notes(const std::vector<std::string>& notes) {
+        for (const std::string& note : notes) {
+            if (logged_notes.insert(note).second) {
+                log::warning("{}", note);
+            }
+        }
+    }
+
+    // Who a delivery of `record` is for: `asked`, the recipients (empty: the channel takes
+    // the alert as a whole), and `only`, what deliver_to() gets (empty: all). A record with
+    // recipients refused for now is for them alone, as far as they are still configured.
+    // Returns false when nobody is left to deliver to.
+    bool addressees(const AlertRecord& record, std::vector<std::string>& asked,
+                    std::vector<std::string>& only) const {
+        asked = transport->recipients();
+        only.clear();
+        auto state = record.channels.find(key);
+        if (state == record.channels.end() || state->second.waiting_recipients.empty()) {
+            return true;
+        }
+        std::erase_if(asked, [&](const std::string& recipient) {
+            return !state->second.waiting_recipients.contains(recipient);
+        });
+        only = asked;
+        return !asked.empty();
+    }
+
     // Records the result of one attempt; returns when to try again, if still pending here.
     std::optional<Clock::time_point> record_outcome(const std::string& id,
-                                                    const std::expected<void, Failure>& result) {
+                                                    const std::expected<Receipt, Failure>& result,
+                                                    const std::vector<std::string>& asked) {
         DeliveryOutcome outcome;
         std::string label;
         std::string alert_id = id;
         auto changed_record =
             outbox->change(id, [&](AlertRecord& record) -> std::optional<Outbox::Settle> {
-                outcome = apply_delivery(record, key, name, result, settings.retry,
+                outcome = apply_delivery(record, key, name, result, asked, settings.retry,
                                          settings.jitter(), Clock::now(), *settings.configured);
                 label = who(record.alert);
                 return outcome.settle;
@@ -144,9 +178,36 @@ struct ChannelWorker::Core {
                        changed_record ? std::string("no such record") : changed_record.error());
             return std::nullopt;
         }
+        if (result) {
+            log_notes(result->notes);
+        }
+        for (const Refusal& refusal : outcome.refused) {
+            log::error("{}: alert {} ({}): recipient {} refused, not retried for it: {}", name,
+                       alert_id, label, refusal.recipient, refusal.failure.describe());
+            if (settings.refusals) {
+                settings.refusals->record(name, refusal.recipient, refusal.failure.describe(),
+                                          alert_id, Clock::now());
+            }
+        }
+        for (const Refusal& refusal : outcome.deferred) {
+            log::warning("{}: alert {} ({}): recipient {} refused for now: {}; retrying for it "
+                         "in {}",
+                         name, alert_id, label, refusal.recipient, refusal.failure.describe(),
+                         seconds_text(outcome.delay));
+        }
+        const bool per_recipient = !outcome.refused.empty() || !outcome.deferred.empty();
+        // This attempt was for the recipients refused for now before (the others have it).
+        const bool for_some = recipient_count > 0 && asked.size() < recipient_count;
+        std::string whom;
+        if (for_some) {
+            whom = fmt::format(" to {} of the {} recipient(s) it still waited for",
+                               outcome.accepted, asked.size());
+        } else if (per_recipient) {
+            whom = fmt::format(" to {} of {} recipient(s)", outcome.accepted, recipient_count);
+        }
         switch (outcome.what) {
         case DeliveryOutcome::What::delivered:
-            log::info("delivered alert {} ({}) via {}{}", alert_id, label, name,
+            log::info("delivered alert {} ({}) via {}{}{}", alert_id, label, name, whom,
                       outcome.attempts > 1 ? fmt::format(" on attempt {}", outcome.attempts) : "");
             break;
         case DeliveryOutcome::What::failed:
@@ -157,6 +218,13 @@ struct ChannelWorker::Core {
             log::error("{}: alert {} ({}) failed: {}", name, alert_id, label, outcome.error);
             break;
         case DeliveryOutcome::What::retry:
+            if (per_recipient) {
+                if (outcome.accepted > 0) {
+                    log::info("delivered alert {} ({}) via {}{}; {} refused for now", alert_id,
+                              label, name, whom, outcome.deferred.size());
+                }
+                break; // each refusal has its line
+            }
             log::warning("{}: alert {} ({}) attempt {} failed: {}; retrying in {}", name, alert_id,
                          label, outcome.attempts, outcome.error, seconds_text(outcome.delay));
             break;
@@ -191,17 +259,27 @@ struct ChannelWorker::Core {
             busy = true;
             lock.unlock();
             std::optional<Alert> alert;
+            std::vector<std::string> asked;
+            std::vector<std::string> only;
+            bool anyone = true;
             if (auto record = outbox->read(task.id); !record) {
                 log::error("{}: cannot read alert {} from the spool: {}", name, task.id,
                            record.error());
             } else if (record->has_value() && due(**record)) {
+                anyone = addressees(**record, asked, only);
                 alert = std::move((*record)->alert);
             }
             std::optional<Clock::time_point> retry_at;
-            if (alert) {
-                auto result = transport->deliver(*alert);
+            if (alert && !anyone) {
+                // The recipients it waited for are no longer configured: nothing is owed.
+                log::info("{}: alert {}: the recipients it still waited for are no longer "
+                          "configured",
+                          name, task.id);
+                retry_at = record_outcome(task.id, Receipt{}, asked);
+            } else if (alert) {
+                auto result = transport->deliver_to(*alert, only);
                 // Recorded even when stopping: a delivery made must not be made again.
-                retry_at = record_outcome(task.id, result);
+                retry_at = record_outcome(task.id, result, asked);
             }
             lock.lock();
             busy = false;
@@ -219,6 +297,7 @@ ChannelWorker::ChannelWorker(std::unique_ptr<Transport> transport, std::shared_p
     : m_core(std::make_shared<Core>()) {
     m_core->key = channel_key(*transport);
     m_core->name = transport->name();
+    m_core->recipient_count = transport->recipients().size();
     m_core->transport = std::move(transport);
     m_core->outbox = std::move(outbox);
     m_core->settings = std::move(settings);

@@ -9,6 +9,7 @@
 // always joined: stop() cancels a delivery in progress (Transport::cancel()) and waits.
 
 #include "delivery/outbox.hpp"
+#include "delivery/refusals.hpp"
 #include "delivery/retry_policy.hpp"
 #include "transport/transport.hpp"
 
@@ -31,6 +32,8 @@ struct ChannelWorkerSettings {
     bool enrichment = false;
     // The keys (channel_key()) of every channel configured now.
     std::shared_ptr<const std::set<std::string>> configured;
+    // Where recipients refused for good are kept for --status; nullptr: only logged.
+    std::shared_ptr<RefusalLog> refusals;
 };
 
 // A stable key for a channel in stored records: 16 hex digits of SHA-256 over its

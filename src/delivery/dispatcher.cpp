@@ -54,6 +54,9 @@ Dispatcher::Dispatcher(std::vector<std::unique_ptr<Transport>> channels, AlertSt
     worker.enrichment = m_settings.enricher != nullptr;
     m_configured = std::make_shared<const std::set<std::string>>(std::move(keys));
     worker.configured = m_configured;
+    if (m_settings.refusals_store != nullptr) {
+        worker.refusals = std::make_shared<RefusalLog>(m_settings.refusals_store);
+    }
     for (auto& channel : channels) {
         m_workers.push_back(std::make_shared<ChannelWorker>(std::move(channel), m_outbox, worker));
     }

@@ -69,6 +69,9 @@ struct DispatcherSettings {
     // `notice_interval`, and one per episode (until the spool takes every record again).
     std::function<Alert(const std::string& reason, std::size_t count)> spool_notice;
     std::chrono::milliseconds notice_interval{std::chrono::minutes(10)};
+    // Where the recipients refused for good are kept for --status (delivery/refusals);
+    // nullptr: they are only logged.
+    StateStore* refusals_store = nullptr;
 };
 
 class Dispatcher final : public AlertSink {

@@ -5,10 +5,17 @@
 #include "util/http_status.hpp"
 #include "util/text.hpp"
 
+#include <cerrno>
+#include <cstring>
 #include <curl/curl.h>
 #include <fmt/format.h>
+#include <grp.h>
 #include <memory>
 #include <mutex>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
 
 namespace crashmail {
 namespace {
@@ -84,6 +91,81 @@ std::expected<RpcEndpoint, std::string> parse_server_url(std::string_view server
     }
     return std::unexpected(fmt::format(
         "SUPERVISOR_SERVER_URL '{}' is neither unix:///path nor http://host:port", server_url));
+}
+
+namespace {
+
+// The name of user `uid` / group `gid` from the user database, or std::nullopt.
+std::optional<std::string> user_name(uid_t uid) {
+    std::vector<char> buffer(16384);
+    passwd entry{};
+    passwd* found = nullptr;
+    if (::getpwuid_r(uid, &entry, buffer.data(), buffer.size(), &found) != 0 || found == nullptr) {
+        return std::nullopt;
+    }
+    return std::string(found->pw_name);
+}
+
+std::optional<std::string> group_name(gid_t gid) {
+    std::vector<char> buffer(16384);
+    group entry{};
+    group* found = nullptr;
+    if (::getgrgid_r(gid, &entry, buffer.data(), buffer.size(), &found) != 0 || found == nullptr) {
+        return std::nullopt;
+    }
+    return std::string(found->gr_name);
+}
+
+std::string errno_text(int error) {
+    char buffer[256] = {};
+    return ::strerror_r(error, buffer, sizeof buffer); // GNU: returns the text
+}
+
+} // namespace
+
+std::string running_as() {
+    const uid_t uid = ::geteuid();
+    if (auto name = user_name(uid)) {
+        return fmt::format("{} (uid {})", *name, uid);
+    }
+    return fmt::format("uid {}", uid);
+}
+
+std::string unix_socket_failure(const std::string& socket_path, std::string_view server_url,
+                                int os_errno, const std::string& user) {
+    const std::string path = one_line(socket_path, k_message_bytes);
+    struct stat status {};
+    const bool seen = ::stat(socket_path.c_str(), &status) == 0;
+    if (os_errno == 0) {
+        // libcurl did not say: what the path looks like now tells most of it.
+        os_errno =
+            seen ? (::access(socket_path.c_str(), R_OK | W_OK) != 0 ? errno : ECONNREFUSED) : errno;
+    }
+    switch (os_errno) {
+    case EACCES:
+    case EPERM: {
+        std::string text = fmt::format("permission denied on {}: crashmail runs as {}", path, user);
+        if (seen) {
+            text +=
+                fmt::format("; the socket belongs to {}:{} with mode {:04o} (chown= and chmod= in "
+                            "supervisord's [unix_http_server])",
+                            user_name(status.st_uid).value_or(std::to_string(status.st_uid)),
+                            group_name(status.st_gid).value_or(std::to_string(status.st_gid)),
+                            status.st_mode & 07777);
+        }
+        return text;
+    }
+    case ENOENT:
+        return fmt::format("no socket {} (is supervisord running? SUPERVISOR_SERVER_URL={})", path,
+                           one_line(server_url, k_message_bytes));
+    case ECONNREFUSED:
+        if (seen && !S_ISSOCK(status.st_mode)) {
+            return fmt::format("nobody listens on {}: it is not a socket", path);
+        }
+        return fmt::format("nobody listens on {}", path);
+    default:
+        return fmt::format("cannot connect to {}: {}", path, errno_text(os_errno));
+    }
 }
 
 std::expected<xmlrpc::Value, RpcError> interpret_answer(long status, std::string_view body) {
@@ -185,6 +267,15 @@ CurlSupervisorRpc::call(std::string_view method, const std::vector<xmlrpc::Value
     }
     if (answer.too_large) {
         return std::unexpected(error(RpcError::Kind::malformed, "answer larger than 8 MiB"));
+    }
+    if (code == CURLE_COULDNT_CONNECT && !m_endpoint->socket_path.empty()) {
+        // libcurl's words would name "localhost port 80"; say what is wrong with the socket.
+        long os_errno = 0;
+        curl_easy_getinfo(curl, CURLINFO_OS_ERRNO, &os_errno);
+        return std::unexpected(
+            error(RpcError::Kind::connect,
+                  unix_socket_failure(m_endpoint->socket_path, m_server_url,
+                                      static_cast<int>(os_errno), running_as())));
     }
     if (code != CURLE_OK) {
         std::string_view detail = error_text[0] != '\0'

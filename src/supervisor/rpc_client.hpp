@@ -98,6 +98,20 @@ struct RpcEndpoint {
 // error message for anything else (https, relative socket paths, garbage).
 std::expected<RpcEndpoint, std::string> parse_server_url(std::string_view server_url);
 
+// Who this process runs as, for messages: "www-data (uid 33)", or "uid 33" when the user
+// database has no name for it.
+std::string running_as();
+
+// Why connecting to supervisord's unix socket `socket_path` failed, from connect(2)'s errno
+// (`os_errno`; 0 when unknown, then the path is looked at with stat(2)): EACCES "permission
+// denied on PATH: crashmail runs as USER (uid N)" (with the socket's owner and mode when
+// they can be seen), ENOENT "no socket PATH (is supervisord running?
+// SUPERVISOR_SERVER_URL=URL)", ECONNREFUSED "nobody listens on PATH", anything else "cannot
+// connect to PATH: <strerror>". `server_url` is SUPERVISOR_SERVER_URL as given, `user` what
+// running_as() says.
+std::string unix_socket_failure(const std::string& socket_path, std::string_view server_url,
+                                int os_errno, const std::string& user);
+
 // Turns an HTTP answer into the parsed response or an RpcError (pure; used by the client and
 // the tests). `status` 200 with XML is parsed; other statuses give Kind::http.
 std::expected<xmlrpc::Value, RpcError> interpret_answer(long status, std::string_view body);

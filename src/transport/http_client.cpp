@@ -127,14 +127,16 @@ Failure classify_curl_error(int curl_code, std::string_view detail, std::string_
         detail = k_cancelled_detail; // the only callback that aborts is the cancel flag's
     }
     failure.message = std::string(url) + ": " + one_line(trim(detail), 300);
+    if (curl::is_certificate_failure(static_cast<CURLcode>(curl_code))) {
+        // Retried for a while: an expired certificate may be renewed within the hour.
+        failure.kind = Failure::Kind::transient;
+        failure.transient_for = curl::k_certificate_retry_window;
+        return failure;
+    }
     switch (static_cast<CURLcode>(curl_code)) {
     case CURLE_OPERATION_TIMEDOUT:
         failure.kind = Failure::Kind::timeout;
         break;
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_ISSUER_ERROR:
     case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
     case CURLE_URL_MALFORMAT:
     case CURLE_UNSUPPORTED_PROTOCOL:
@@ -246,9 +248,12 @@ std::expected<HttpResponse, Failure> CurlHttpClient::post(const HttpRequest& req
 
     CURLcode code = curl_easy_perform(curl);
     if (code != CURLE_OK) {
-        std::string_view detail = error_text[0] != '\0'
-                                      ? std::string_view(error_text)
-                                      : std::string_view(curl_easy_strerror(code));
+        std::string detail =
+            error_text[0] != '\0' ? std::string(error_text) : std::string(curl_easy_strerror(code));
+        if (curl::is_certificate_failure(code)) {
+            detail = curl::certificate_failure_detail(code, curl::certificate_problem(curl, detail),
+                                                      "the server's admin");
+        }
         return std::unexpected(classify_curl_error(static_cast<int>(code), detail, shown));
     }
     HttpResponse response;

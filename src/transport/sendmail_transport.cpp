@@ -100,6 +100,32 @@ std::string describe_signal(int signal) {
 
 } // namespace
 
+std::string shell_quote(std::string_view text) {
+    std::string out = "'";
+    for (char c : text) {
+        if (c == '\'') {
+            out += "'\\''";
+        } else {
+            out += c;
+        }
+    }
+    out += '\'';
+    return out;
+}
+
+std::string expand_sendmail_command(std::string_view command, std::string_view from) {
+    std::string out;
+    std::size_t start = 0;
+    for (std::size_t at = command.find(k_from_placeholder); at != std::string_view::npos;
+         at = command.find(k_from_placeholder, start)) {
+        out.append(command.substr(start, at - start));
+        out += shell_quote(from);
+        start = at + k_from_placeholder.size();
+    }
+    out.append(command.substr(start));
+    return out;
+}
+
 Failure::Kind classify_exit_status(int exit_code) {
     switch (exit_code) {
     case 64:  // EX_USAGE: the command line is wrong
@@ -232,7 +258,8 @@ std::optional<Failure> sendmail_failure(std::string_view command, const Subproce
 SendmailTransport::SendmailTransport(SendmailSettings settings) : m_settings(std::move(settings)) {}
 
 std::string SendmailTransport::name() const {
-    return "sendmail (" + m_settings.command + ")";
+    return "sendmail (" +
+           (m_settings.configured.empty() ? m_settings.command : m_settings.configured) + ")";
 }
 
 std::expected<void, Failure> SendmailTransport::deliver(const Alert& alert) {

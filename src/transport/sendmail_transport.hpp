@@ -15,7 +15,11 @@
 namespace crashmail {
 
 struct SendmailSettings {
-    std::string command; // run by /bin/sh, e.g. "/usr/sbin/sendmail -t -i"
+    std::string command; // run by /bin/sh, e.g. "/usr/sbin/sendmail -t -i -f 'ops@example.com'"
+    // The command as configured (-s CMD, or the default before "-f ADDR" is added), which
+    // names the channel: name(), so its key in stored records, stays the same when --from
+    // changes. Empty: `command`.
+    std::string configured;
     MailAddresses addresses;
     std::chrono::seconds timeout{60};
 };
@@ -24,7 +28,7 @@ class SendmailTransport final : public Transport {
 public:
     explicit SendmailTransport(SendmailSettings settings);
 
-    // "sendmail (<command>)".
+    // "sendmail (<configured command>)".
     std::string name() const override;
 
     // Renders the alert with "\n" line endings and runs the command with it on stdin. Exit
@@ -43,6 +47,17 @@ private:
     SendmailSettings m_settings;
     std::atomic<bool> m_cancelled{false};
 };
+
+// The placeholder in an -s command that becomes the envelope sender.
+inline constexpr std::string_view k_from_placeholder = "{from}";
+
+// Returns `text` as one word for /bin/sh: in single quotes, each "'" written '\'', so no
+// character of it (space, $, `, ;, |, quotes) means anything to the shell.
+std::string shell_quote(std::string_view text);
+
+// Returns `command` with every "{from}" replaced by shell_quote(from); a command without
+// "{from}" is returned unchanged (superlance's commands run exactly as before).
+std::string expand_sendmail_command(std::string_view command, std::string_view from);
 
 // What kind of failure a sendmail command's exit status means, after sysexits.h as msmtp
 // and sendmail use it: 64 (EX_USAGE), 65 (EX_DATAERR), 67 (EX_NOUSER), 68 (EX_NOHOST),

@@ -9,6 +9,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace crashmail {
 
@@ -16,17 +18,45 @@ struct Failure {
     enum class Kind {
         transient, // try again later: connection refused, DNS, 4xx SMTP, 429/5xx HTTP
         timeout,   // the peer did not answer in time; transient too
-        permanent, // will fail again: 5xx SMTP, authentication, TLS verification, 4xx HTTP
+        permanent, // will fail again: 5xx SMTP, authentication, 4xx HTTP
     };
+    Failure() = default;
+    Failure(Kind kind_, std::string message_,
+            std::optional<std::chrono::seconds> retry_after_ = std::nullopt,
+            std::optional<std::chrono::seconds> transient_for_ = std::nullopt)
+        : kind(kind_), message(std::move(message_)), retry_after(retry_after_),
+          transient_for(transient_for_) {}
+
     Kind kind = Kind::transient;
     std::string message;                             // what failed and what the peer said, one line
     std::optional<std::chrono::seconds> retry_after; // HTTP Retry-After, when given
+    // A retryable failure that becomes permanent once the alert is this old (a certificate
+    // problem: the relay's admin may fix an expired certificate within the hour, a wrong
+    // --cacert stays wrong). Empty: retryable until --max-age, like any other.
+    std::optional<std::chrono::seconds> transient_for;
 
     bool retryable() const { return kind != Kind::permanent; }
     // "transient", "timeout" or "permanent".
     std::string_view kind_name() const;
     // "<message> (<kind>)", the form used in logs and --test output.
     std::string describe() const;
+};
+
+// A recipient the server refused while it took the message for others (SMTP with several
+// -m addresses).
+struct Refusal {
+    std::string recipient; // the bare address
+    Failure failure;       // permanent (5xx) or transient (4xx), with the server's own words
+};
+
+// What a delivery that reached somebody did.
+struct Receipt {
+    // The recipients that refused it (the others took it); empty: every one asked took it.
+    std::vector<Refusal> refused;
+    // Warnings about how it went, one line each naming the channel ("smtp://mx:25: sent in
+    // clear text: the server offers no STARTTLS"): logged once per distinct text, shown by
+    // --test.
+    std::vector<std::string> notes;
 };
 
 class Transport {
@@ -54,6 +84,21 @@ public:
     }
     // Delivers one alert, blocking at most the transport's time limit.
     virtual std::expected<void, Failure> deliver(const Alert& alert) = 0;
+    // The recipients this channel addresses one by one within a delivery (SMTP: the -m
+    // addresses), each of which the server may refuse on its own; empty for a channel that
+    // takes an alert as a whole (sendmail, webhooks).
+    virtual std::vector<std::string> recipients() const { return {}; }
+    // Delivers `alert` to `only` (some of recipients(); empty: all of them) and says which
+    // recipients refused it. A Failure: nobody took it. Default: deliver(), all or nothing.
+    virtual std::expected<Receipt, Failure> deliver_to(const Alert& alert,
+                                                       const std::vector<std::string>& only) {
+        (void)only;
+        auto done = deliver(alert);
+        if (!done) {
+            return std::unexpected(done.error());
+        }
+        return Receipt{};
+    }
     // Makes a deliver() in progress return soon (within about a second) with a transient
     // Failure saying crashmail is stopping, and every later deliver() return it at once.
     // Thread-safe; called from another thread than deliver(). Default: does nothing (a

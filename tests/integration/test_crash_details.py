@@ -329,5 +329,63 @@ class ConfigAndTemplateErrors(unittest.TestCase):
         self.assertIn("--tail", done.stderr)
 
 
+class SocketProblemsInWords(unittest.TestCase):
+    """supervisord's unix socket when crashmail cannot use it: the start-up warning and the
+    alert's Note: line name the cause (permission denied and who crashmail runs as, no
+    socket, nobody listens), not libcurl's "Failed to connect to localhost port 80"."""
+
+    def test_permission_missing_socket_and_stale_socket_are_named(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root: supervisord must run a listener as user nobody")
+        import pwd
+        nobody = pwd.getpwnam("nobody")
+        sup = h.Supervisord()
+        os.chmod(sup.dir, 0o755)  # only the socket's own mode (supervisord's 0700) refuses
+        sock = sup.sock_path
+        missing = sup.path("missing.sock")
+        stale = sup.path("stale.sock")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(stale)
+        listener.close()  # the file stays; nobody listens on it
+        stores = {}
+        for name in ("denied", "missing", "stale"):
+            stores[name] = h.mail_store(sup.path(name))
+        spool = sup.path("nobody-spool")
+        os.makedirs(spool)
+        for path in (spool, sup.path("denied")):
+            os.chown(path, nobody.pw_uid, nobody.pw_gid)
+        sup.add(stderr_program("crashy", ["boom"], 3))
+        sup.add_listener("denied", ["-p", "crashy", "-m", ADDR, "-s", stores["denied"],
+                                    "--tail", "5", "--spool", spool], user="nobody")
+        sup.add_listener("missing", ["-p", "crashy", "-m", ADDR, "-s", stores["missing"],
+                                     "--tail", "5"],
+                         environment={"SUPERVISOR_SERVER_URL": "unix://" + missing})
+        sup.add_listener("stale", ["-p", "crashy", "-m", ADDR, "-s", stores["stale"],
+                                   "--tail", "5"],
+                         environment={"SUPERVISOR_SERVER_URL": "unix://" + stale})
+        with sup:
+            mails = {name: h.wait_for_mails(sup.path(name), 1, timeout=30)[0]
+                     for name in stores}
+            logs = {name: sup.listener_stderr(name) for name in stores}
+        expected = {
+            "denied": re.escape("permission denied on %s: crashmail runs as nobody (uid %d); "
+                                "the socket belongs to root:root with mode 0700 (chown= and "
+                                "chmod= in supervisord's [unix_http_server])"
+                                % (sock, nobody.pw_uid)),
+            "missing": re.escape("no socket %s (is supervisord running? "
+                                 "SUPERVISOR_SERVER_URL=unix://%s)" % (missing, missing)),
+            "stale": re.escape("nobody listens on %s" % stale),
+        }
+        for name, words in expected.items():
+            body = body_of(mails[name])
+            self.assertRegex(body, r"\nNote: details unavailable: supervisord \(unix://[^)]*\): "
+                             + words + r"\n", name)
+            self.assertIn("Process crashy in group crashy exited unexpectedly", body)
+            self.assertRegex(logs[name], r"warning: cannot ask supervisord why processes crash "
+                             r"\(supervisord \(unix://[^)]*\): " + words + r"\)", logs[name])
+            for text in (body, logs[name]):
+                self.assertNotIn("localhost port 80", text)
+
+
 if __name__ == "__main__":
     unittest.main()

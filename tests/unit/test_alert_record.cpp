@@ -135,3 +135,23 @@ TEST_CASE("a record written before crash loops existed reads as a plain alert", 
     CHECK(back->alert.items.empty());
     CHECK_FALSE(back->held);
 }
+
+TEST_CASE("a channel's waiting and refused recipients survive the JSON round trip, and are absent "
+          "when empty",
+          "[alert_record]") {
+    AlertRecord record;
+    record.alert.id = "r1";
+    record.alert.process = "p";
+    record.channels["k"].waiting_recipients = {{"c@x", "452 full (transient)"}};
+    record.channels["k"].refused_recipients = {{"b@x", "550 unknown (permanent)"}};
+    record.channels["other"].status = ChannelState::Status::delivered;
+    const std::string text = record_to_json(record);
+    auto back = record_from_json(text);
+    REQUIRE(back);
+    CHECK(back->channels["k"].waiting_recipients == record.channels["k"].waiting_recipients);
+    CHECK(back->channels["k"].refused_recipients == record.channels["k"].refused_recipients);
+    CHECK(back->channels["other"].waiting_recipients.empty());
+    auto document = nlohmann::json::parse(text);
+    CHECK_FALSE(document["channels"]["other"].contains("waiting_recipients"));
+    CHECK_FALSE(document["channels"]["other"].contains("refused_recipients"));
+}

@@ -173,3 +173,44 @@ TEST_CASE("webhook problems are reported with the option's name", "[channels]") 
     CHECK(secret.error().exit_code == EX_CONFIG);
     CHECK_THAT(secret.error().message, Catch::Contains("/nonexistent/secret"));
 }
+
+TEST_CASE("the sender (--from) is the envelope sender of the default sendmail command (-f)",
+          "[channels]") {
+    Options options = mail_to("ops@example.com");
+    // Without --from the MTA keeps its own envelope sender.
+    CHECK(sendmail_command(options, "crashmail@web1.example.com") == "/usr/sbin/sendmail -t -i");
+    options.from = "alerts@example.org";
+    CHECK(sendmail_command(options, "alerts@example.org") ==
+          "/usr/sbin/sendmail -t -i -f 'alerts@example.org'");
+    auto channels = make_channels(options, "web1.example.com", environment({}));
+    REQUIRE(channels);
+    // The channel keeps its name (its key in stored records): --from may change.
+    CHECK(channels->front()->name() == "sendmail (/usr/sbin/sendmail -t -i)");
+}
+
+TEST_CASE("an -s command gets the sender only where it says {from}", "[channels]") {
+    Options options = mail_to("ops@example.com");
+    options.sendmail_given = true;
+    options.from = "alerts@example.org";
+    // superlance's commands run exactly as given, even the default one spelled out.
+    options.sendmail_program = "/usr/sbin/sendmail -t -i";
+    CHECK(sendmail_command(options, "alerts@example.org") == "/usr/sbin/sendmail -t -i");
+    options.sendmail_program = "/usr/bin/msmtp -t --from={from}";
+    CHECK(sendmail_command(options, "alerts@example.org") ==
+          "/usr/bin/msmtp -t --from='alerts@example.org'");
+    // Without --from, {from} is the default sender.
+    options.from.clear();
+    CHECK(sendmail_command(options, "crashmail@web1.example.com") ==
+          "/usr/bin/msmtp -t --from='crashmail@web1.example.com'");
+}
+
+TEST_CASE("a --from that the shell or sendmail would misread is refused", "[channels]") {
+    for (const std::string bad : {"a b@x", "-oQ/tmp@x", "a;reboot@x", "a\n@x", "<a@x>"}) {
+        Options options = mail_to("ops@example.com");
+        options.from = bad;
+        auto channels = make_channels(options, "host.example.com", environment({}));
+        REQUIRE_FALSE(channels);
+        CHECK(channels.error().exit_code == EX_USAGE);
+        CHECK_THAT(channels.error().message, Catch::StartsWith("--from '"));
+    }
+}

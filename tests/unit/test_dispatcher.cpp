@@ -1240,3 +1240,67 @@ TEST_CASE("a digest the store refuses goes out from memory and its items stay he
     CHECK(store.pending.at("2").held);
     CHECK(store.removed.empty());
 }
+
+namespace {
+
+// A channel with three recipients whose deliver_to() answers from a script and records whom
+// each attempt was for.
+struct RecipientsChannel final : public Transport {
+    struct State {
+        std::mutex mutex;
+        std::vector<std::vector<std::string>> asked;        // `only` of every attempt
+        std::deque<std::expected<Receipt, Failure>> script; // empty: everyone takes it
+    };
+    explicit RecipientsChannel(std::shared_ptr<State> state) : m_state(std::move(state)) {}
+    std::string name() const override { return "smtp://fake:25"; }
+    std::vector<std::string> recipients() const override { return {"a@x", "b@x", "c@x"}; }
+    std::expected<void, Failure> deliver(const Alert&) override {
+        return std::unexpected(Failure{Failure::Kind::permanent, "deliver() is not used"});
+    }
+    std::expected<Receipt, Failure> deliver_to(const Alert&,
+                                               const std::vector<std::string>& only) override {
+        std::lock_guard lock(m_state->mutex);
+        m_state->asked.push_back(only);
+        if (m_state->script.empty()) {
+            return Receipt{};
+        }
+        auto result = m_state->script.front();
+        m_state->script.pop_front();
+        return result;
+    }
+    std::shared_ptr<State> m_state;
+};
+
+} // namespace
+
+TEST_CASE("a recipient refused for now is retried alone; one refused for good is not retried; "
+          "the record is removed once the others have it",
+          "[dispatcher]") {
+    FakeStore store;
+    auto state = std::make_shared<RecipientsChannel::State>();
+    Receipt first;
+    first.refused = {Refusal{"b@x", Failure{Failure::Kind::permanent, "550 5.1.1 unknown"}},
+                     Refusal{"c@x", Failure{Failure::Kind::transient, "452 4.2.2 full"}}};
+    first.notes = {"smtp://fake:25: sent in clear text"};
+    state->script.push_back(first);
+    Receipt second;
+    second.refused = {Refusal{"c@x", Failure{Failure::Kind::transient, "452 4.2.2 full"}}};
+    state->script.push_back(second);
+    // the third attempt: c@x takes it
+    std::vector<std::unique_ptr<Transport>> channels;
+    channels.push_back(std::make_unique<RecipientsChannel>(state));
+    Dispatcher dispatcher(std::move(channels), store, fast_retries());
+    dispatcher.submit(alert("1"));
+    REQUIRE(eventually([&] {
+        std::lock_guard lock(state->mutex);
+        return state->asked.size() >= 3;
+    }));
+    REQUIRE(eventually([&] { return store.pending_count() == 0; }));
+    CHECK(dispatcher.shutdown(5s).pending == 0);
+    std::lock_guard lock(state->mutex);
+    REQUIRE(state->asked.size() == 3);
+    CHECK(state->asked[0].empty()); // everyone
+    CHECK(state->asked[1] == std::vector<std::string>{"c@x"});
+    CHECK(state->asked[2] == std::vector<std::string>{"c@x"});
+    CHECK(store.failed.empty());
+}

@@ -1,5 +1,6 @@
 #include "alert/alert.hpp"
 #include "alert/mail_message.hpp"
+#include "app/channels.hpp"
 #include "util/time.hpp"
 
 #include <catch2/catch.hpp>
@@ -472,4 +473,32 @@ TEST_CASE("an ASCII body is sent 7bit, anything else quoted-printable", "[mail]"
     auto [control, control_body] = encoding_of("bell\x07 and escape\x1b");
     CHECK(control == "quoted-printable");
     CHECK(qp_decode(control_body) == "bell\x07 and escape\x1b\n");
+}
+
+TEST_CASE("the host's name (--hostname) is the sender's domain, Message-ID's and the Host: line",
+          "[mail][hostname]") {
+    crashmail::EventHeader header;
+    header.event_name = "PROCESS_STATE_EXITED";
+    header.serial = 21;
+    crashmail::ProcessStateChange change;
+    change.state = "EXITED";
+    change.process_name = "crasher";
+    change.group_name = "crasher";
+    change.from_state = "RUNNING";
+    change.pid = 7009;
+    const Alert alert = crashmail::make_alert(header, change, {"relay-client.example.net", ""},
+                                              k_now, "20261125T220310.000.21.0123456789abcdef");
+    crashmail::Options options;
+    const MailAddresses addresses{crashmail::sender_address(options, alert.host),
+                                  {"ops@example.com"}};
+    CHECK(addresses.from == "crashmail@relay-client.example.net");
+    const Message message =
+        parse(render_mail(alert, addresses, LineEnding::crlf), LineEnding::crlf);
+    CHECK(message.header("From") == "crashmail@relay-client.example.net");
+    CHECK_THAT(message.header("Message-ID"), Catch::EndsWith("@relay-client.example.net>"));
+    CHECK(message.header("X-Crashmail-Host") == "relay-client.example.net");
+    CHECK_THAT(message.body, Catch::Contains("\nHost: relay-client.example.net\n"));
+    // --from wins over the default sender, the host stays in Message-ID.
+    options.from = "alerts@example.org";
+    CHECK(crashmail::sender_address(options, alert.host) == "alerts@example.org");
 }

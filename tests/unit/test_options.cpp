@@ -286,3 +286,67 @@ TEST_CASE("bad state, rate-limit, batch and recovery-after values are usage erro
         CHECK_THAT(result.error().message, Catch::StartsWith(std::string(args[3]) + ":"));
     }
 }
+
+TEST_CASE("the host name (--hostname) is a DNS name, from the command line or the --config file",
+          "[options][hostname]") {
+    auto none = parse({"-m", "ops@example.com"});
+    REQUIRE(none);
+    CHECK(none->hostname.empty()); // the FQDN, found at start-up
+    for (const char* name : {"mail.example.com", "web-1.prod.example.com", "vm", "a", "EXAMPLE.ORG",
+                             "0.example.com"}) {
+        auto options = parse({"-m", "ops@example.com", "--hostname", name});
+        REQUIRE(options);
+        CHECK(options->hostname == name);
+    }
+    const std::string longest = std::string(63, 'a') + "." + std::string(63, 'b') + "." +
+                                std::string(63, 'c') + "." + std::string(61, 'd');
+    REQUIRE(longest.size() == 253);
+    CHECK(parse({"--hostname", longest.c_str()}));
+
+    TempFile file("hostname = relay-client.example.net\nsendmail_program = \"/bin/m {from}\"\n");
+    auto configured = parse({"--config", file.path.c_str()});
+    REQUIRE(configured);
+    CHECK(configured->hostname == "relay-client.example.net");
+    CHECK(configured->sendmail_given); // -s from the file is an -s too
+    auto wins = parse({"--config", file.path.c_str(), "--hostname", "cli.example.net"});
+    REQUIRE(wins);
+    CHECK(wins->hostname == "cli.example.net");
+}
+
+TEST_CASE("a --hostname that is not a DNS name is a usage error (64) saying why",
+          "[options][hostname]") {
+    struct Case {
+        std::string name;
+        std::string why;
+    };
+    const std::string too_long = std::string(250, 'a') + ".com";
+    for (const Case& c : std::vector<Case>{
+             {"", "empty host name"},
+             {"web_1.example.com", "'_' is not allowed in a host name"},
+             {"web1.example.com\r\nBcc: x@y", "byte 0x0D is not allowed in a host name"},
+             {"a b", "byte 0x20 is not allowed"},
+             {"müller.example", "byte 0xC3 is not allowed"},
+             {"[127.0.0.1]", "'[' is not allowed"},
+             {"example.com.", "empty label"},
+             {".example.com", "empty label"},
+             {"a..b", "empty label"},
+             {"-web.example.com", "label '-web' starts or ends with '-'"},
+             {"web-.example.com", "label 'web-' starts or ends with '-'"},
+             {std::string(64, 'x') + ".com", "is 64 bytes long (at most 63)"},
+             {too_long, "254 bytes long (at most 253)"}}) {
+        auto options = parse({"-m", "ops@example.com", "--hostname", c.name.c_str()});
+        INFO(c.name);
+        REQUIRE_FALSE(options);
+        CHECK(options.error().exit_code == EX_USAGE);
+        CHECK_THAT(options.error().message, Catch::StartsWith("--hostname '"));
+        CHECK_THAT(options.error().message, Catch::Contains(c.why));
+        CHECK(options.error().message.find('\n') == std::string::npos);
+        CHECK(options.error().message.find('\r') == std::string::npos);
+    }
+}
+
+TEST_CASE("help lists --hostname", "[options][hostname]") {
+    auto options = parse({"--help"});
+    REQUIRE_FALSE(options);
+    CHECK_THAT(options.error().output, Catch::Contains("--hostname NAME"));
+}

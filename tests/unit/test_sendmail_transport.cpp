@@ -824,3 +824,77 @@ TEST_CASE("a sendmail transport cancelled before deliver() returns at once, runn
     CHECK_FALSE(fs::exists(marker));
     CHECK(no_children_left());
 }
+
+// ---- the envelope sender (-f, {from}) -----------------------------------------------------
+
+namespace {
+
+// A fake sendmail that records its arguments, one per line, into `record`, and reads its
+// stdin.
+std::string recording_sendmail(const TempDir& dir, const fs::path& record) {
+    const fs::path script = dir / "fake-sendmail";
+    std::ofstream(script) << "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done > '"
+                          << record.string() << "'\ncat >/dev/null\n";
+    fs::permissions(script, fs::perms::owner_all);
+    return script.string();
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+    std::vector<std::string> lines;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+        lines.push_back(line);
+    }
+    return lines;
+}
+
+} // namespace
+
+TEST_CASE("shell_quote makes any text one word the shell does not interpret", "[sendmail]") {
+    CHECK(shell_quote("ops@example.com") == "'ops@example.com'");
+    CHECK(shell_quote("") == "''");
+    CHECK(shell_quote("it's") == "'it'\\''s'");
+    TempDir dir;
+    const auto record = dir / "argv";
+    for (const std::string hostile :
+         {"a$(touch pwned)@example.com", "a`id`@x", "a'b@x", "a;b|c&d@x", "$HOME", "*", "a\"b"}) {
+        const auto result = run_shell_command(
+            "printf '%s\\n' " + shell_quote(hostile) + " > " + quoted(record), "", 5s);
+        REQUIRE(result.succeeded());
+        CHECK(read_file(record) == hostile + "\n");
+    }
+    CHECK_FALSE(fs::exists(fs::current_path() / "pwned"));
+}
+
+TEST_CASE("{from} in a sendmail command becomes the quoted sender, elsewhere nothing changes",
+          "[sendmail]") {
+    CHECK(expand_sendmail_command("/usr/sbin/sendmail -t -i", "a@x") == "/usr/sbin/sendmail -t -i");
+    CHECK(expand_sendmail_command("msmtp -t -f {from}", "a@x") == "msmtp -t -f 'a@x'");
+    CHECK(expand_sendmail_command("m -f {from} --sender={from}", "a'b@x") ==
+          "m -f 'a'\\''b@x' --sender='a'\\''b@x'");
+    CHECK(expand_sendmail_command("{from}", "a@x") == "'a@x'");
+    CHECK(expand_sendmail_command("m {fro} {From} {{from}", "a@x") == "m {fro} {From} {'a@x'");
+}
+
+TEST_CASE("the envelope sender reaches a sendmail command through {from}", "[sendmail]") {
+    TempDir dir;
+    const auto record = dir / "argv";
+    const std::string fake = recording_sendmail(dir, record);
+    SendmailTransport transport(settings_for(
+        expand_sendmail_command(fake + " -t -i -f {from}", "bounces+$(id)@example.com")));
+    REQUIRE(transport.deliver(sample_alert()).has_value());
+    CHECK(lines_of(read_file(record)) ==
+          std::vector<std::string>{"-t", "-i", "-f", "bounces+$(id)@example.com"});
+}
+
+TEST_CASE("a sendmail channel is named after its configured command, failures after the one run",
+          "[sendmail]") {
+    SendmailSettings settings = settings_for("exit 67 -f 'a@x'");
+    settings.configured = "exit 67";
+    SendmailTransport transport(settings);
+    CHECK(transport.name() == "sendmail (exit 67)");
+    const auto delivered = transport.deliver(sample_alert());
+    REQUIRE_FALSE(delivered.has_value());
+    CHECK_THAT(delivered.error().message,
+               Catch::StartsWith("sendmail command 'exit 67 -f 'a@x'' exited with status 67"));
+}

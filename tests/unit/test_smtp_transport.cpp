@@ -1,9 +1,11 @@
 #include "alert/mail_message.hpp"
 #include "silent_server.hpp"
 #include "transport/smtp_transport.hpp"
+#include "util/curl_handles.hpp"
 
 #include <algorithm>
 #include <arpa/inet.h>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <map>
@@ -111,10 +113,12 @@ TEST_CASE("SMTP failures are classified as transient, timeout or permanent", "[s
         {CURLE_USE_SSL_FAILED, 250, "250-mx 250 HELP", Kind::permanent},
         {CURLE_UNSUPPORTED_PROTOCOL, 0, "", Kind::permanent},
         {CURLE_URL_MALFORMAT, 0, "", Kind::permanent},
-        // TLS verification failures are permanent even after a 220 to STARTTLS
-        {CURLE_PEER_FAILED_VERIFICATION, 220, "220 Ready to start TLS", Kind::permanent},
-        {CURLE_SSL_CACERT_BADFILE, 0, "", Kind::permanent},
+        // a certificate that cannot be verified is retried (for an hour: transient_for), even
+        // after a 220 to STARTTLS; a local TLS set-up problem is not
+        {CURLE_PEER_FAILED_VERIFICATION, 220, "220 Ready to start TLS", Kind::transient},
+        {CURLE_SSL_CACERT_BADFILE, 0, "", Kind::transient},
         {CURLE_SSL_CERTPROBLEM, 0, "", Kind::permanent},
+        {CURLE_SSL_CIPHER, 220, "220 Ready to start TLS", Kind::permanent},
         // a success reply followed by a broken connection is worth retrying
         {CURLE_RECV_ERROR, 250, "250 OK", Kind::transient},
     };
@@ -206,11 +210,27 @@ namespace {
 
 class ScriptedSmtpServer {
 public:
-    // `replies` maps a command verb ("EHLO", "MAIL", "RCPT", "DATA", "." for the end of the
-    // data, "QUIT") to the reply text to send, CRLF-separated lines without the final CRLF.
+    // `replies` maps a whole command line ("RCPT TO:<b@example.com>") or a command verb
+    // ("EHLO", "MAIL", "RCPT", "DATA", "." for the end of the data, "QUIT") to the reply text
+    // to send, CRLF-separated lines without the final CRLF; the whole line wins.
     using Replies = std::map<std::string, std::string>;
 
-    explicit ScriptedSmtpServer(Replies replies) : m_replies(std::move(replies)) {
+    // How the server misbehaves, besides its replies.
+    struct Behaviour {
+        std::string greeting = "220 scripted ESMTP"; // sent as is, then CRLF
+        bool close_after_greeting = false;
+        std::chrono::milliseconds rcpt_delay{0};      // before each RCPT reply
+        std::chrono::milliseconds end_reply_delay{0}; // before the reply to the data's end
+        bool close_after_354 = false;                 // hangs up instead of reading the message
+        // Before each RCPT reply, watch 200 ms for more bytes: a client that sends its next
+        // command before the reply pipelines (pipelined() says so).
+        bool watch_pipelining = false;
+    };
+
+    explicit ScriptedSmtpServer(Replies replies) : ScriptedSmtpServer(std::move(replies), {}) {}
+
+    ScriptedSmtpServer(Replies replies, Behaviour behaviour)
+        : m_replies(std::move(replies)), m_behaviour(std::move(behaviour)) {
         m_listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         REQUIRE(m_listener >= 0);
         sockaddr_in address{};
@@ -249,6 +269,16 @@ public:
         return m_data;
     }
 
+    // Waits for the session to end: whether the client sent a command before the reply to
+    // the RCPT before it (Behaviour::watch_pipelining).
+    bool pipelined() {
+        finish();
+        return m_pipelined;
+    }
+
+    // The whole message has arrived (the end-of-data reply may still be held back).
+    bool got_data() const { return m_got_data.load(); }
+
 private:
     static constexpr int k_wait_ms = 10000;
 
@@ -261,6 +291,25 @@ private:
     std::string reply_for(const std::string& verb, const std::string& fallback) const {
         const auto found = m_replies.find(verb);
         return found != m_replies.end() ? found->second : fallback;
+    }
+
+    // Waits `delay`, or less when the client hangs up meanwhile; what it sends meanwhile
+    // (a QUIT, say) is kept in `buffer` for later.
+    static void hold(int fd, std::string& buffer, std::chrono::milliseconds delay) {
+        const auto deadline = std::chrono::steady_clock::now() + delay;
+        while (std::chrono::steady_clock::now() < deadline) {
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                deadline - std::chrono::steady_clock::now());
+            pollfd watch{fd, POLLIN, 0};
+            if (::poll(&watch, 1, static_cast<int>(std::max<long long>(1, left.count()))) > 0) {
+                char chunk[4096];
+                const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+                if (n <= 0) {
+                    return; // hung up
+                }
+                buffer.append(chunk, static_cast<std::size_t>(n));
+            }
+        }
     }
 
     static bool send_all(int fd, const std::string& text) {
@@ -302,7 +351,10 @@ private:
             return;
         }
         std::string buffer;
-        bool open = send_all(fd, "220 scripted ESMTP\r\n");
+        bool open = send_all(fd, m_behaviour.greeting + "\r\n");
+        if (m_behaviour.close_after_greeting) {
+            open = false;
+        }
         while (open && read_until(fd, buffer, "\r\n")) {
             const std::size_t end = buffer.find("\r\n");
             const std::string line = buffer.substr(0, end);
@@ -311,12 +363,25 @@ private:
             std::string verb = line.substr(0, line.find(' '));
             std::ranges::transform(verb, verb.begin(),
                                    [](char c) { return c >= 'a' && c <= 'z' ? c - 32 : c; });
-            std::string reply = reply_for(verb, verb == "EHLO"   ? "250-scripted\r\n250 8BITMIME"
+            std::string reply =
+                reply_for(line, reply_for(verb, verb == "EHLO"   ? "250-scripted\r\n250 8BITMIME"
                                                 : verb == "DATA" ? "354 go ahead"
                                                 : verb == "QUIT" ? "221 bye"
-                                                                 : "250 ok");
+                                                                 : "250 ok"));
+            if (verb == "RCPT") {
+                hold(fd, buffer, m_behaviour.rcpt_delay);
+                if (m_behaviour.watch_pipelining) {
+                    pollfd more{fd, POLLIN, 0};
+                    if (buffer.find("\r\n") != std::string::npos || ::poll(&more, 1, 200) > 0) {
+                        m_pipelined = true;
+                    }
+                }
+            }
             open = send_all(fd, reply + "\r\n");
             if (verb == "QUIT") {
+                break;
+            }
+            if (verb == "DATA" && reply.starts_with("354") && m_behaviour.close_after_354) {
                 break;
             }
             if (verb == "DATA" && reply.starts_with("354")) {
@@ -329,6 +394,8 @@ private:
                 const std::size_t stop = buffer.find("\r\n.\r\n");
                 m_data = buffer.substr(2, stop + 5 - 2);
                 buffer.erase(0, stop + 5);
+                m_got_data = true;
+                hold(fd, buffer, m_behaviour.end_reply_delay);
                 open = send_all(fd, reply_for(".", "250 2.0.0 queued") + "\r\n");
             }
         }
@@ -336,6 +403,9 @@ private:
     }
 
     std::map<std::string, std::string> m_replies;
+    Behaviour m_behaviour;
+    bool m_pipelined = false;
+    std::atomic<bool> m_got_data{false};
     int m_listener = -1;
     int m_port = 0;
     std::thread m_thread;
@@ -438,7 +508,10 @@ TEST_CASE("SMTP delivery reports a multi-line 5xx reply whole, as permanent", "[
     REQUIRE_FALSE(result.has_value());
     CHECK(result.error().kind == Failure::Kind::permanent);
     CHECK(result.error().message ==
-          server.url() + ": 550-5.1.1 The account does not exist. 550 5.1.1 See the docs.");
+          server.url() +
+              ": every recipient refused the message: a@example.com: 550-5.1.1 The account does "
+              "not exist. 550 5.1.1 See the docs.; b@example.com: 550-5.1.1 The account does not "
+              "exist. 550 5.1.1 See the docs.");
     CHECK(server.data().empty());
 }
 
@@ -522,4 +595,402 @@ TEST_CASE("an SMTP transport cancelled before deliver() returns at once without 
     CHECK_THAT(result.error().message, Catch::Contains("stopping"));
     std::this_thread::sleep_for(100ms);
     CHECK(server.accepted() == 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Issue 15: recipients one by one, the wait for the end of the message, TLS, words.
+
+TEST_CASE("an SMTP dialogue pairs each command with the reply that follows it", "[smtp]") {
+    using Phase = crashmail::SmtpDialogue::Phase;
+    crashmail::SmtpDialogue dialogue;
+    CHECK(dialogue.phase() == Phase::greeting);
+    dialogue.note("Connected to 127.0.0.1 (127.0.0.1) port 25 (#0)\n");
+    CHECK(dialogue.connected());
+    // Lines may arrive in pieces, several in one piece, with CRLF or LF.
+    dialogue.received("220 mx ES");
+    dialogue.received("MTP ready\r\n");
+    CHECK(dialogue.phase() == Phase::our_turn);
+    dialogue.sent("EHLO host.example.com\r\n");
+    CHECK(dialogue.phase() == Phase::reply);
+    CHECK(dialogue.pending_command() == "EHLO host.example.com");
+    dialogue.received("250-mx\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250 8BITMIME\r\n");
+    CHECK_FALSE(dialogue.starttls_offered());
+    dialogue.sent("MAIL FROM:<crashmail@example.com>\r\n");
+    dialogue.received("250 2.1.0 Ok\r\n");
+    dialogue.sent("RCPT TO:<a@example.com>\r\n");
+    CHECK(dialogue.pending_command() == "RCPT TO:<a@example.com>");
+    dialogue.received("250 2.1.5 Ok\r\n");
+    dialogue.sent("RCPT TO:<old@example.com>\r\n");
+    dialogue.received("550-5.1.1 <old@example.com>: Recipient address rejected:\r\n550 5.1.1 "
+                      "User unknown\r\n");
+    dialogue.sent("RCPT TO:<full@example.com>");
+    dialogue.sent("\r\n");
+    dialogue.received("452 4.2.2 Mailbox full\n");
+    dialogue.sent("DATA\r\n");
+    dialogue.received("354 End data with <CR><LF>.<CR><LF>\r\n");
+    CHECK(dialogue.phase() == Phase::message);
+    dialogue.message_bytes_sent(1000);
+    dialogue.message_bytes_sent(234);
+    CHECK(dialogue.message_bytes() == 1234);
+    CHECK(dialogue.phase() == Phase::message);
+    dialogue.message_finished();
+    CHECK(dialogue.phase() == Phase::end_of_data);
+    CHECK(dialogue.pending_command().empty());
+    CHECK_FALSE(dialogue.end_of_data_reply().has_value());
+    dialogue.received("250 2.0.0 Ok: queued as 4F1\r\n");
+    CHECK(dialogue.phase() == Phase::finished);
+    dialogue.sent("QUIT\r\n");
+    dialogue.received("221 2.0.0 Bye\r\n");
+
+    // libcurl gave up on the end of the message and said QUIT: a late reply is still the
+    // reply to the end of the message.
+    crashmail::SmtpDialogue late;
+    late.received("220 mx\r\n");
+    late.sent("DATA\r\n");
+    late.received("354 go\r\n");
+    late.message_bytes_sent(10);
+    late.message_finished();
+    late.sent("QUIT\r\n");
+    CHECK(late.phase() == Phase::end_of_data);
+    CHECK(late.pending_command() == "QUIT");
+    late.received("250 2.0.0 queued at last\r\n221 bye\r\n");
+    REQUIRE(late.end_of_data_reply().has_value());
+    CHECK(late.end_of_data_reply()->text() == "250 2.0.0 queued at last");
+    CHECK(late.exchanges().back().command == "QUIT");
+    CHECK(late.exchanges().back().reply.code == 221);
+
+    const auto replies = dialogue.recipient_replies();
+    REQUIRE(replies.size() == 3);
+    CHECK(replies[0].code == 250);
+    CHECK(replies[1].code == 550);
+    CHECK(replies[1].text() ==
+          "550-5.1.1 <old@example.com>: Recipient address rejected: 550 5.1.1 User unknown");
+    CHECK(replies[2].code == 452);
+    REQUIRE(dialogue.end_of_data_reply().has_value());
+    CHECK(dialogue.end_of_data_reply()->text() == "250 2.0.0 Ok: queued as 4F1");
+    CHECK_FALSE(dialogue.starttls_reply().has_value());
+    CHECK(dialogue.non_smtp_greeting().empty());
+    CHECK(dialogue.reply_for(550).starts_with("550-5.1.1"));
+    CHECK(dialogue.reply_for(0) == "221 2.0.0 Bye");
+
+    const std::vector<std::string> commands = [&] {
+        std::vector<std::string> result;
+        for (const auto& exchange : dialogue.exchanges()) {
+            result.push_back(exchange.command);
+        }
+        return result;
+    }();
+    CHECK(commands ==
+          std::vector<std::string>{"", "EHLO host.example.com", "MAIL FROM:<crashmail@example.com>",
+                                   "RCPT TO:<a@example.com>", "RCPT TO:<old@example.com>",
+                                   "RCPT TO:<full@example.com>", "DATA", ".", "QUIT"});
+}
+
+TEST_CASE("an SMTP dialogue reads STARTTLS from EHLO and keeps no AUTH secret", "[smtp]") {
+    crashmail::SmtpDialogue dialogue;
+    dialogue.received("220 mx\r\n");
+    dialogue.sent("EHLO h\r\n");
+    dialogue.received("250-mx greets h\r\n250-starttls\r\n250 AUTH PLAIN\r\n");
+    CHECK(dialogue.starttls_offered());
+    dialogue.sent("STARTTLS\r\n");
+    dialogue.received("220 2.0.0 Ready to start TLS\r\n");
+    REQUIRE(dialogue.starttls_reply().has_value());
+    CHECK(dialogue.starttls_reply()->code == 220);
+    dialogue.sent("EHLO h\r\n");
+    dialogue.received("250-mx\r\n250 AUTH PLAIN LOGIN\r\n");
+    CHECK_FALSE(dialogue.starttls_offered()); // the last EHLO counts
+    dialogue.sent("AUTH PLAIN AG9wcwBzM2NyZXQ=\r\n");
+    CHECK(dialogue.pending_command() == "AUTH");
+    dialogue.received("535 5.7.8 Authentication credentials invalid\r\n");
+    dialogue.sent("AUTH LOGIN\r\n");
+    dialogue.received("334 VXNlcm5hbWU6\r\n");
+    dialogue.sent("b3Bz\r\n");
+    CHECK(dialogue.pending_command() == "AUTH (continued)");
+    dialogue.received("334 UGFzc3dvcmQ6\r\n");
+    dialogue.sent("czNjcmV0\r\n");
+    dialogue.received("235 ok\r\n");
+    for (const auto& exchange : dialogue.exchanges()) {
+        CHECK(exchange.command.find("AG9w") == std::string::npos);
+        CHECK(exchange.command.find("b3Bz") == std::string::npos);
+        CHECK(exchange.command.find("czNj") == std::string::npos);
+    }
+}
+
+TEST_CASE("an SMTP dialogue notices a server that is not an SMTP server", "[smtp]") {
+    crashmail::SmtpDialogue dialogue;
+    dialogue.received("HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\n\r\n");
+    CHECK(dialogue.non_smtp_greeting() == "HTTP/1.1 400 Bad Request");
+    CHECK(dialogue.exchanges().empty());
+    CHECK(dialogue.phase() == crashmail::SmtpDialogue::Phase::greeting);
+
+    crashmail::SmtpDialogue fine;
+    fine.received("220 mx ready\r\n");
+    fine.received("garbage later\r\n");
+    CHECK(fine.non_smtp_greeting().empty());
+}
+
+TEST_CASE("refused SMTP recipients become refusals with the server's words", "[smtp]") {
+    using Reply = crashmail::SmtpDialogue::Reply;
+    const std::vector<std::string> addresses = {"a@example.com", "old@example.com",
+                                                "full@example.com"};
+    const std::vector<Reply> replies = {
+        {250, {"250 2.1.5 Ok"}},
+        {550, {"550 5.1.1 <old@example.com>: Recipient address rejected: User unknown"}},
+        {452, {"452 4.2.2 Mailbox full"}},
+    };
+    const auto refusals = crashmail::smtp_refusals(addresses, replies);
+    REQUIRE(refusals.size() == 2);
+    CHECK(refusals[0].recipient == "old@example.com");
+    CHECK(refusals[0].failure.kind == Failure::Kind::permanent);
+    CHECK(refusals[0].failure.message ==
+          "old@example.com: 550 5.1.1 <old@example.com>: Recipient address rejected: User "
+          "unknown");
+    CHECK(refusals[1].recipient == "full@example.com");
+    CHECK(refusals[1].failure.kind == Failure::Kind::transient);
+    CHECK(refusals[1].failure.message == "full@example.com: 452 4.2.2 Mailbox full");
+
+    // Nobody took it: transient as soon as one refusal is.
+    const Failure mixed = crashmail::smtp_all_refused("smtp://mx:25", refusals);
+    CHECK(mixed.kind == Failure::Kind::transient);
+    CHECK(mixed.message == "smtp://mx:25: every recipient refused the message: old@example.com: "
+                           "550 5.1.1 <old@example.com>: Recipient address rejected: User "
+                           "unknown; full@example.com: 452 4.2.2 Mailbox full");
+    const Failure one = crashmail::smtp_all_refused("smtp://mx:25", {refusals[0]});
+    CHECK(one.kind == Failure::Kind::permanent);
+    CHECK(one.message.starts_with("smtp://mx:25: the recipient refused the message: "
+                                  "old@example.com: 550 5.1.1"));
+
+    // A reply that tries to smuggle a line break stays one line.
+    const auto evil = crashmail::smtp_refusals({"x@example.com"}, {{550, {"550 no\r\nX: y"}}});
+    REQUIRE(evil.size() == 1);
+    CHECK(evil[0].failure.message.find('\n') == std::string::npos);
+    CHECK(evil[0].failure.message.find('\r') == std::string::npos);
+}
+
+TEST_CASE("SMTP time limits and an unknown outcome are said in words", "[smtp]") {
+    using std::chrono::seconds;
+    CHECK(crashmail::smtp_duration_text(seconds(2)) == "2 s");
+    CHECK(crashmail::smtp_duration_text(seconds(90)) == "90 s");
+    CHECK(crashmail::smtp_duration_text(seconds(600)) == "10 min");
+    CHECK(crashmail::smtp_duration_text(seconds(3600)) == "1 h");
+    CHECK(crashmail::smtp_unknown_outcome_message("smtp://mx:25", seconds(600)) ==
+          "smtp://mx:25: no reply to the end of the message within 10 min: the server may have "
+          "accepted it; a retry may deliver a duplicate (same Message-ID)");
+}
+
+TEST_CASE("certificate failures say what is wrong with the certificate", "[smtp]") {
+    CHECK(crashmail::curl::is_certificate_failure(CURLE_PEER_FAILED_VERIFICATION));
+    CHECK(crashmail::curl::is_certificate_failure(CURLE_SSL_CACERT_BADFILE));
+    CHECK_FALSE(crashmail::curl::is_certificate_failure(CURLE_SSL_CIPHER));
+    CHECK_FALSE(crashmail::curl::is_certificate_failure(CURLE_COULDNT_CONNECT));
+    CHECK(crashmail::curl::certificate_problem(
+              nullptr, "SSL certificate problem: certificate has expired") ==
+          "SSL certificate problem: certificate has expired");
+    CHECK(crashmail::curl::certificate_problem(nullptr, "") ==
+          "the certificate could not be verified");
+    CHECK(crashmail::curl::certificate_failure_detail(
+              CURLE_PEER_FAILED_VERIFICATION, "certificate has expired", "the relay's admin") ==
+          "TLS certificate not trusted: certificate has expired (retried for up to 1 h: the "
+          "relay's admin may renew it)");
+    CHECK_THAT(crashmail::curl::certificate_failure_detail(
+                   CURLE_SSL_CACERT_BADFILE, "error setting certificate file: /x", "whoever"),
+               Catch::StartsWith("cannot verify TLS certificates: error setting certificate "
+                                 "file: /x") &&
+                   Catch::Contains("check --cacert"));
+}
+
+TEST_CASE("libcurl sends RCPT commands one at a time, each after the reply to the last",
+          "[smtp][network]") {
+    ScriptedSmtpServer::Behaviour behaviour;
+    behaviour.watch_pipelining = true;
+    // PIPELINING offered: libcurl still waits for each reply.
+    ScriptedSmtpServer server(
+        ScriptedSmtpServer::Replies{{"EHLO", "250-scripted\r\n250-PIPELINING\r\n250 8BITMIME"}},
+        behaviour);
+    crashmail::SmtpSettings settings = settings_for(server.url());
+    settings.to = {"a@example.com", "b@example.com", "c@example.com"};
+    crashmail::SmtpTransport transport(settings);
+    const auto result = transport.deliver_to(sample_alert(), {});
+    INFO((result ? std::string("delivered") : result.error().describe()));
+    REQUIRE(result.has_value());
+    CHECK_FALSE(server.pipelined());
+}
+
+TEST_CASE("SMTP delivery goes to the recipients the server accepts and names the refused",
+          "[smtp][network]") {
+    ScriptedSmtpServer server(ScriptedSmtpServer::Replies{
+        {"RCPT TO:<b@example.com>",
+         "550 5.1.1 <b@example.com>: Recipient address rejected: User unknown"}});
+    crashmail::SmtpTransport transport(settings_for(server.url()));
+    CHECK(transport.recipients() == std::vector<std::string>{"a@example.com", "b@example.com"});
+    const auto result = transport.deliver_to(sample_alert(), {});
+    INFO((result ? std::string("delivered") : result.error().describe()));
+    REQUIRE(result.has_value());
+    REQUIRE(result->refused.size() == 1);
+    CHECK(result->refused[0].recipient == "b@example.com");
+    CHECK(result->refused[0].failure.kind == Failure::Kind::permanent);
+    CHECK(result->refused[0].failure.message ==
+          "b@example.com: 550 5.1.1 <b@example.com>: Recipient address rejected: User unknown");
+    // The server offered no STARTTLS: a note says the mail went in clear text.
+    CHECK(result->notes ==
+          std::vector<std::string>{server.url() +
+                                   ": sent in clear text: the server offers no STARTTLS"});
+    CHECK_FALSE(server.data().empty());
+}
+
+TEST_CASE("an SMTP delivery to some recipients keeps every -m address in the headers",
+          "[smtp][network]") {
+    ScriptedSmtpServer server(ScriptedSmtpServer::Replies{});
+    crashmail::SmtpTransport transport(settings_for(server.url()));
+    const crashmail::Alert alert = sample_alert();
+    const auto result = transport.deliver_to(alert, {"b@example.com", "gone@example.com"});
+    INFO((result ? std::string("delivered") : result.error().describe()));
+    REQUIRE(result.has_value());
+    CHECK(result->refused.empty());
+    const auto commands = server.commands();
+    CHECK(std::ranges::count_if(commands,
+                                [](const std::string& c) { return c.starts_with("RCPT"); }) == 1);
+    CHECK(std::ranges::find(commands, "RCPT TO:<b@example.com>") != commands.end());
+    // The same mail as the first attempt's: same headers, To: naming both.
+    const std::string expected = crashmail::render_mail(
+        alert, {"crashmail@host.example.com", {"a@example.com", "b@example.com"}},
+        crashmail::LineEnding::crlf);
+    CHECK(unstuff(server.data()) == expected);
+}
+
+TEST_CASE("SMTP delivery refused by every recipient names each, transient if one is",
+          "[smtp][network]") {
+    ScriptedSmtpServer server(
+        ScriptedSmtpServer::Replies{{"RCPT TO:<a@example.com>", "550 5.1.1 no such user"},
+                                    {"RCPT TO:<b@example.com>", "452 4.2.2 mailbox full"}});
+    crashmail::SmtpTransport transport(settings_for(server.url()));
+    const auto result = transport.deliver_to(sample_alert(), {});
+    REQUIRE_FALSE(result.has_value());
+    CHECK(result.error().kind == Failure::Kind::transient);
+    CHECK(result.error().message ==
+          server.url() + ": every recipient refused the message: a@example.com: 550 5.1.1 no "
+                         "such user; b@example.com: 452 4.2.2 mailbox full");
+    for (const auto& command : server.commands()) {
+        CHECK(command != "DATA");
+    }
+}
+
+TEST_CASE("a slow reply to the end of the message is waited for beyond --timeout",
+          "[smtp][network]") {
+    using namespace std::chrono_literals;
+    ScriptedSmtpServer::Behaviour behaviour;
+    behaviour.end_reply_delay = 2200ms;
+    // With and without dot-stuffing: libcurl asks the read callback for the end of the
+    // message only when stuffing made it send more than INFILESIZE bytes.
+    for (const std::string body : {"no dots here\n", "first\n.dotted\n"}) {
+        INFO("body: " << body);
+        ScriptedSmtpServer server(ScriptedSmtpServer::Replies{}, behaviour);
+        crashmail::SmtpSettings settings = settings_for(server.url());
+        settings.timeout = 1s;
+        settings.data_timeout = 20s;
+        crashmail::Alert alert = sample_alert();
+        alert.body = body;
+        const auto start = std::chrono::steady_clock::now();
+        const auto result = crashmail::SmtpTransport(settings).deliver(alert);
+        INFO((result ? std::string("delivered") : result.error().describe()));
+        CHECK(result.has_value());
+        CHECK(std::chrono::steady_clock::now() - start >= 2s);
+    }
+}
+
+TEST_CASE("no reply to the end of the message within --data-timeout: a duplicate is possible",
+          "[smtp][network]") {
+    using namespace std::chrono_literals;
+    ScriptedSmtpServer::Behaviour behaviour;
+    behaviour.end_reply_delay = 8000ms;
+    ScriptedSmtpServer server(ScriptedSmtpServer::Replies{}, behaviour);
+    crashmail::SmtpSettings settings = settings_for(server.url());
+    settings.timeout = 1s;
+    settings.data_timeout = 2s;
+    crashmail::SmtpTransport transport(settings);
+    // No line starts with a dot: libcurl sends exactly INFILESIZE bytes and never asks the
+    // read callback for its end.
+    crashmail::Alert alert = sample_alert();
+    alert.body = "no dots here\n";
+    const auto start = std::chrono::steady_clock::now();
+    const auto result = transport.deliver(alert);
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    REQUIRE_FALSE(result.has_value());
+    CHECK(result.error().kind == Failure::Kind::timeout);
+    CHECK(result.error().message == server.url() +
+                                        ": no reply to the end of the message within 2 s: the "
+                                        "server may have accepted it; a retry may deliver a "
+                                        "duplicate (same Message-ID)");
+    CHECK(elapsed >= 1900ms);
+    CHECK(elapsed < 6s);
+    CHECK(server.got_data());
+}
+
+TEST_CASE("a slow reply to RCPT is bounded by --timeout, not --data-timeout", "[smtp][network]") {
+    using namespace std::chrono_literals;
+    ScriptedSmtpServer::Behaviour behaviour;
+    behaviour.rcpt_delay = 6000ms;
+    ScriptedSmtpServer server(ScriptedSmtpServer::Replies{}, behaviour);
+    crashmail::SmtpSettings settings = settings_for(server.url());
+    settings.timeout = 1s;
+    settings.data_timeout = 30s;
+    crashmail::SmtpTransport transport(settings);
+    const auto start = std::chrono::steady_clock::now();
+    const auto result = transport.deliver(sample_alert());
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    REQUIRE_FALSE(result.has_value());
+    CHECK(result.error().kind == Failure::Kind::timeout);
+    CHECK(result.error().message ==
+          server.url() + ": no reply to RCPT TO:<a@example.com> within 1 s");
+    CHECK(elapsed < 4s);
+}
+
+TEST_CASE("cancel() ends the wait for the reply to the end of the message", "[smtp][network]") {
+    using namespace std::chrono_literals;
+    ScriptedSmtpServer::Behaviour behaviour;
+    behaviour.end_reply_delay = 9000ms;
+    ScriptedSmtpServer server(ScriptedSmtpServer::Replies{}, behaviour);
+    crashmail::SmtpSettings settings = settings_for(server.url());
+    settings.timeout = 1s;
+    settings.data_timeout = 60s;
+    crashmail::SmtpTransport transport(settings);
+    std::optional<std::expected<void, Failure>> result;
+    std::thread worker([&] { result = transport.deliver(sample_alert()); });
+    CHECK(crashmail::testing::wait_until([&] { return server.got_data(); }, 10s));
+    std::this_thread::sleep_for(1500ms); // past --timeout: still waiting
+    const auto cancelled_at = std::chrono::steady_clock::now();
+    transport.cancel();
+    worker.join();
+    CHECK(std::chrono::steady_clock::now() - cancelled_at < 3s);
+    REQUIRE(result.has_value());
+    REQUIRE_FALSE(result->has_value());
+    CHECK(result->error().kind == Failure::Kind::transient);
+    CHECK_THAT(result->error().message, Catch::Contains("cancelled: crashmail is stopping"));
+}
+
+TEST_CASE("an SMTP server that hangs up after DATA's 354 is a transient failure in words",
+          "[smtp][network]") {
+    ScriptedSmtpServer::Behaviour behaviour;
+    behaviour.close_after_354 = true;
+    ScriptedSmtpServer server(ScriptedSmtpServer::Replies{}, behaviour);
+    crashmail::SmtpTransport transport(settings_for(server.url()));
+    const auto result = transport.deliver(sample_alert());
+    REQUIRE_FALSE(result.has_value());
+    CHECK(result.error().kind == Failure::Kind::transient);
+    CHECK_THAT(result.error().message,
+               Catch::StartsWith(server.url() + ": the server closed the connection ") &&
+                   Catch::Contains(" bytes)"));
+}
+
+TEST_CASE("a server whose greeting is not SMTP is named so, as transient", "[smtp][network]") {
+    ScriptedSmtpServer::Behaviour behaviour;
+    behaviour.greeting = "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n";
+    behaviour.close_after_greeting = true;
+    ScriptedSmtpServer server(ScriptedSmtpServer::Replies{}, behaviour);
+    crashmail::SmtpTransport transport(settings_for(server.url()));
+    const auto result = transport.deliver(sample_alert());
+    REQUIRE_FALSE(result.has_value());
+    CHECK(result.error().kind == Failure::Kind::transient);
+    CHECK(result.error().message ==
+          server.url() + ": the server's greeting is not SMTP: 'HTTP/1.1 400 Bad Request'");
 }

@@ -391,9 +391,14 @@ TEST_CASE("Retry-After is read as seconds or as an HTTP-date", "[webhook]") {
 TEST_CASE("libcurl errors: timeouts, TLS verification and the rest", "[webhook]") {
     CHECK(classify_curl_error(28, "Operation timed out after 2001 milliseconds", "u").kind ==
           Failure::Kind::timeout);
-    CHECK(classify_curl_error(60, "SSL certificate problem", "u").kind == Failure::Kind::permanent);
-    CHECK(classify_curl_error(77, "error setting certificate file", "u").kind ==
-          Failure::Kind::permanent);
+    // A certificate problem is retried for an hour (it may be renewed), then permanent.
+    Failure untrusted = classify_curl_error(60, "SSL certificate problem", "u");
+    CHECK(untrusted.kind == Failure::Kind::transient);
+    CHECK(untrusted.transient_for == std::chrono::hours(1));
+    CHECK(classify_curl_error(77, "error setting certificate file", "u").transient_for ==
+          std::chrono::hours(1));
+    CHECK(classify_curl_error(1, "Protocol not supported", "u").kind == Failure::Kind::permanent);
+    CHECK_FALSE(classify_curl_error(7, "Failed to connect", "u").transient_for);
     Failure refused = classify_curl_error(7, "Failed to connect to 127.0.0.1 port 1", "http://x");
     CHECK(refused.kind == Failure::Kind::transient);
     CHECK(refused.message == "http://x: Failed to connect to 127.0.0.1 port 1");

@@ -2,6 +2,14 @@
 #include "supervisor/xmlrpc.hpp"
 
 #include <catch2/catch.hpp>
+#include <cerrno>
+#include <filesystem>
+#include <grp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 using namespace crashmail;
 using namespace crashmail::xmlrpc;
@@ -221,4 +229,155 @@ TEST_CASE("a missing socket is a connection error, not a hang", "[xmlrpc]") {
     REQUIRE_FALSE(info);
     CHECK(info.error().kind == RpcError::Kind::connect);
     CHECK_FALSE(info.error().message.empty());
+}
+
+// ---- supervisord's unix socket: why a connection failed, in words -------------------------
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// A directory anybody may enter (so that only a socket's own mode can refuse), removed at
+// the end of the test.
+class SocketDir {
+public:
+    SocketDir() {
+        std::string pattern = (fs::temp_directory_path() / "crashmail-sock-XXXXXX").string();
+        REQUIRE(::mkdtemp(pattern.data()) != nullptr);
+        m_path = pattern;
+        fs::permissions(m_path, fs::perms::owner_all | fs::perms::group_read |
+                                    fs::perms::group_exec | fs::perms::others_read |
+                                    fs::perms::others_exec);
+    }
+    SocketDir(const SocketDir&) = delete;
+    SocketDir& operator=(const SocketDir&) = delete;
+    ~SocketDir() {
+        std::error_code ignored;
+        fs::remove_all(m_path, ignored);
+    }
+    std::string operator/(const std::string& name) const { return (m_path / name).string(); }
+
+private:
+    fs::path m_path;
+};
+
+// A unix socket bound at `path`; listening when `listen` is true, else closed at once (the
+// file stays: nobody listens on it). Returns the fd, or -1 when closed.
+int bind_socket(const std::string& path, bool listen) {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    REQUIRE(path.size() < sizeof address.sun_path);
+    path.copy(address.sun_path, path.size());
+    REQUIRE(::bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
+    if (listen) {
+        REQUIRE(::listen(fd, 4) == 0);
+        return fd;
+    }
+    ::close(fd);
+    return -1;
+}
+
+std::string connect_error(const std::string& server_url) {
+    CurlSupervisorRpc rpc(server_url, {});
+    auto info = rpc.process_info("a:a", std::chrono::milliseconds(2000));
+    REQUIRE_FALSE(info);
+    CHECK(info.error().kind == RpcError::Kind::connect);
+    return info.error().message;
+}
+
+// connect_error(server_url) as user nobody (uid 65534, gid 65534), in a child process: the
+// tests run as root, whom no permission stops.
+std::string connect_error_as_nobody(const std::string& server_url) {
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        ::close(fds[0]);
+        std::string answer = "could not become nobody";
+        if (::setgroups(0, nullptr) == 0 && ::setresgid(65534, 65534, 65534) == 0 &&
+            ::setresuid(65534, 65534, 65534) == 0) {
+            CurlSupervisorRpc rpc(server_url, {});
+            auto info = rpc.process_info("a:a", std::chrono::milliseconds(2000));
+            answer = info ? "connected" : info.error().message;
+        }
+        [[maybe_unused]] ssize_t ignored = ::write(fds[1], answer.data(), answer.size());
+        ::_exit(0);
+    }
+    ::close(fds[1]);
+    std::string answer;
+    char buffer[1024];
+    for (ssize_t n; (n = ::read(fds[0], buffer, sizeof buffer)) > 0;) {
+        answer.append(buffer, static_cast<std::size_t>(n));
+    }
+    ::close(fds[0]);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    return answer;
+}
+
+} // namespace
+
+TEST_CASE("a missing socket says so and names SUPERVISOR_SERVER_URL", "[xmlrpc][socket]") {
+    SocketDir dir;
+    const std::string path = dir / "supervisor.sock";
+    const std::string message = connect_error("unix://" + path);
+    CHECK(message == "no socket " + path +
+                         " (is supervisord running? SUPERVISOR_SERVER_URL=unix://" + path + ")");
+    CHECK_THAT(message, !Catch::Contains("localhost port 80"));
+}
+
+TEST_CASE("a socket nobody listens on says so", "[xmlrpc][socket]") {
+    SocketDir dir;
+    const std::string path = dir / "stale.sock";
+    bind_socket(path, false);
+    CHECK(connect_error("unix://" + path) == "nobody listens on " + path);
+
+    const std::string file = dir / "plain-file";
+    std::FILE* created = std::fopen(file.c_str(), "w");
+    REQUIRE(created != nullptr);
+    std::fclose(created);
+    CHECK(connect_error("unix://" + file) == "nobody listens on " + file + ": it is not a socket");
+}
+
+TEST_CASE("a socket crashmail may not use names the user crashmail runs as", "[xmlrpc][socket]") {
+    SocketDir dir;
+    const std::string path = dir / "supervisor.sock";
+    const int listening = bind_socket(path, true);
+    REQUIRE(::chmod(path.c_str(), 0700) == 0);
+    const std::string url = "unix://" + path;
+    std::string message;
+    if (::geteuid() == 0) {
+        message = connect_error_as_nobody(url);
+        CHECK_THAT(message, Catch::StartsWith("permission denied on " + path +
+                                              ": crashmail runs as nobody (uid 65534)"));
+    } else {
+        message = connect_error(url);
+        CHECK_THAT(message,
+                   Catch::StartsWith("permission denied on " + path + ": crashmail runs as "));
+    }
+    CHECK_THAT(message, Catch::Contains("with mode 0700 (chown= and chmod= in supervisord's "
+                                        "[unix_http_server])"));
+    ::close(listening);
+}
+
+TEST_CASE("unix_socket_failure's words for each errno", "[xmlrpc][socket]") {
+    const std::string gone = "/nonexistent/crashmail/supervisor.sock";
+    const std::string user = "www-data (uid 33)";
+    CHECK(unix_socket_failure(gone, "unix://" + gone, EACCES, user) ==
+          "permission denied on " + gone + ": crashmail runs as www-data (uid 33)");
+    CHECK(unix_socket_failure(gone, "unix://" + gone, ENOENT, user) ==
+          "no socket " + gone + " (is supervisord running? SUPERVISOR_SERVER_URL=unix://" + gone +
+              ")");
+    CHECK(unix_socket_failure(gone, "unix://" + gone, ECONNREFUSED, user) ==
+          "nobody listens on " + gone);
+    CHECK(unix_socket_failure(gone, "unix://" + gone, ENOTDIR, user) ==
+          "cannot connect to " + gone + ": Not a directory");
+    // Unknown errno: the path is looked at.
+    CHECK(unix_socket_failure(gone, "unix://" + gone, 0, user) ==
+          "no socket " + gone + " (is supervisord running? SUPERVISOR_SERVER_URL=unix://" + gone +
+              ")");
+    CHECK_THAT(running_as(), Catch::Matches(".*\\(uid [0-9]+\\)|uid [0-9]+"));
 }
