@@ -114,6 +114,10 @@ void CrashLoopMonitor::persist(Durability durability, bool wait, bool always) {
     if (m_state == nullptr) {
         return;
     }
+    {
+        std::lock_guard lock(m_mutex);
+        m_wanted = std::max(m_wanted, m_version); // this caller's change, to be written now
+    }
     for (;;) {
         std::unique_lock writer(m_save_mutex, std::defer_lock);
         if (wait) {
@@ -123,28 +127,51 @@ void CrashLoopMonitor::persist(Durability durability, bool wait, bool always) {
             // of the writer lock, and once more after.
             return;
         }
-        write_newest(durability, always);
+        write_newest(durability, always, false);
         always = false;
         writer.unlock();
-        // A change made after write_newest() last looked, whose try_lock then failed, is
+        // A change wanted after write_newest() last looked, whose try_lock then failed, is
         // this thread's to write (unless alerts are still being submitted: their thread
         // persists when it is done).
         std::lock_guard lock(m_mutex);
-        if (m_written == m_version || m_unsent > 0) {
+        if (m_written >= m_wanted || m_unsent > 0) {
             return;
         }
     }
 }
 
-void CrashLoopMonitor::write_newest(Durability durability, bool always) {
-    for (;;) {
+void CrashLoopMonitor::follow_up() {
+    {
+        std::lock_guard writer(m_save_mutex);
+        write_newest(Durability::process, false, true);
+    }
+    bool wanted = false;
+    {
+        std::lock_guard lock(m_mutex);
+        wanted = m_written < m_wanted && m_unsent == 0;
+    }
+    if (wanted) {
+        persist(Durability::process, true); // a try_lock failed while this one wrote
+    }
+}
+
+void CrashLoopMonitor::write_newest(Durability durability, bool always, bool once) {
+    for (bool first = true;; first = false) {
         std::string text;
         std::uint64_t version = 0;
         {
             std::lock_guard lock(m_mutex);
             // Stories that say an alert was sent are written only once it is in the outbox:
             // its thread persists after submitting it.
-            if (m_unsent > 0 || (!always && m_written == m_version)) {
+            if (m_unsent > 0) {
+                return;
+            }
+            // Written: what a caller wants now (m_wanted), and, once, the newest. Changes that
+            // only the clock's follow-up wants (alerted crashes) do not keep a writer writing
+            // while a burst goes on: the follow-up takes them every k_follow_period.
+            const bool wanted = m_written < m_wanted;
+            const bool newest = first && once && m_written != m_version;
+            if (!always && !wanted && !newest) {
                 return;
             }
             text = json_text(m_loops.to_json());
@@ -311,7 +338,7 @@ void CrashLoopMonitor::clock_loop(const std::stop_token& stop) {
         if (left() && steady_clock::now() >= last_follow + k_follow_period) {
             last_follow = steady_clock::now();
             lock.unlock();
-            persist(Durability::process, true);
+            follow_up();
             lock.lock();
         }
         if (m_unsynced && m_state != nullptr && steady_clock::now() >= last_sync + k_clock_period) {

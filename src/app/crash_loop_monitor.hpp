@@ -14,14 +14,16 @@
 // Saving: every change bumps a version under m_mutex. Whoever wants the stories saved takes
 // the writer lock, m_save_mutex (try_lock on the event loop and the discard monitor's
 // thread; the clock thread and stop_clock() wait for it), and writes the newest stories,
-// serialised briefly under m_mutex, and again while they changed meanwhile; after letting go
-// of the writer lock it looks once more, so a change whose try_lock failed is written all
-// the same. Writes never overlap and each writes what was newest when it began: an older
-// snapshot never overwrites a newer one. Stories that say an alert was sent are not written
-// before the alert is submitted (a crash between the two would lose it): while a thread is
-// submitting, nobody writes, and that thread saves when it is done. sync_state() may run
-// while another thread is inside save_state() (DirectorySpool writes each version to a file
-// of its own and renames it).
+// serialised briefly under m_mutex, and again while a version some caller wants written
+// (m_wanted, raised before its try_lock) is not; after letting go of the writer lock it
+// looks once more, so a change whose try_lock failed is written all the same. The stories of
+// alerted crashes are wanted by nobody but the clock's follow-up, which writes the newest
+// once per k_follow_period: a burst does not keep any writer writing. Writes never overlap and each
+// writes what was newest when it began: an older snapshot never overwrites a newer one. Stories
+// that say an alert was sent are not written before the alert is submitted (a crash between the two
+// would lose it): while a thread is submitting, nobody writes, and that thread saves when it is
+// done. sync_state() may run while another thread is inside save_state() (DirectorySpool writes
+// each version to a file of its own and renames it).
 
 #include "alert/crash_loop.hpp"
 #include "alert/event_ledger.hpp"
@@ -123,8 +125,13 @@ private:
     // meanwhile. `wait`: waits for the writer lock; otherwise, when another thread holds it,
     // leaves the write to that thread.
     void persist(Durability durability, bool wait, bool always = false);
-    // With m_save_mutex held, without m_mutex: the write loop of persist().
-    void write_newest(Durability durability, bool always);
+    // With m_save_mutex held, without m_mutex: the write loop of persist(): writes while a
+    // caller wants a version not written yet (m_wanted), with `always` once anyway, with
+    // `once` the newest stories once.
+    void write_newest(Durability durability, bool always, bool once);
+    // The clock thread's write of what the event loop left to it (the stories of alerted
+    // crashes): the newest stories, once (no fsync).
+    void follow_up();
     void clock_loop(const std::stop_token& stop);
 
     CrashLoopMonitorSettings m_settings;
@@ -136,6 +143,7 @@ private:
     // Bumped on every change of m_loops: what there is to write, and what wakes the clock.
     std::uint64_t m_version = 0;
     std::uint64_t m_written = 0; // the version last written (or tried: the error is logged)
+    std::uint64_t m_wanted = 0;  // the newest version a persist() caller wants written now
     bool m_unsynced = false;     // written for a crash of crashmail, not yet for the machine's
     std::size_t m_unsent = 0;    // alerts decided on (prepare()), not yet submitted (send())
     std::mutex m_save_mutex;     // the writer lock: one save_state() at a time

@@ -151,6 +151,7 @@ DeliveryOutcome apply_delivery(AlertRecord& record, const std::string& key, cons
         }
     } else if (for_some) {
         std::vector<Refusal> refusals;
+        refusals.reserve(asked.size());
         for (const std::string& recipient : asked) {
             refusals.push_back(Refusal{recipient, result.error()});
         }

@@ -102,6 +102,7 @@ void RefusalLog::record(const std::string& channel, const std::string& recipient
         return;
     }
     std::vector<RefusedRecipient> all;
+    all.reserve(m_refused.size());
     for (const auto& [key, entry] : m_refused) {
         all.push_back(entry);
     }
@@ -116,6 +117,7 @@ void RefusalLog::record(const std::string& channel, const std::string& recipient
 std::vector<RefusedRecipient> RefusalLog::snapshot() const {
     std::lock_guard lock(m_mutex);
     std::vector<RefusedRecipient> out;
+    out.reserve(m_refused.size());
     for (const auto& [key, entry] : m_refused) {
         out.push_back(entry);
     }

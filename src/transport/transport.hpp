@@ -21,11 +21,11 @@ struct Failure {
         permanent, // will fail again: 5xx SMTP, authentication, 4xx HTTP
     };
     Failure() = default;
-    Failure(Kind kind_, std::string message_,
-            std::optional<std::chrono::seconds> retry_after_ = std::nullopt,
-            std::optional<std::chrono::seconds> transient_for_ = std::nullopt)
-        : kind(kind_), message(std::move(message_)), retry_after(retry_after_),
-          transient_for(transient_for_) {}
+    Failure(Kind what, std::string text,
+            std::optional<std::chrono::seconds> retry_wait = std::nullopt,
+            std::optional<std::chrono::seconds> transient_window = std::nullopt)
+        : kind(what), message(std::move(text)), retry_after(retry_wait),
+          transient_for(transient_window) {}
 
     Kind kind = Kind::transient;
     std::string message;                             // what failed and what the peer said, one line

@@ -60,5 +60,20 @@ class Documentation(unittest.TestCase):
         self.assertRegex(out, r"libcurl \d+\.\d+\.\d+ \(OpenSSL/")
 
 
+class UnitTestNames(unittest.TestCase):
+    """ctest runs each Catch2 test by its name; a name that starts with "-" is taken for an
+    option ("Unrecognised token: --test") and the test fails under ctest only."""
+
+    def test_no_unit_test_name_starts_with_a_dash(self):
+        unit = os.path.join(ROOT, "tests", "unit")
+        bad = []
+        for name in sorted(os.listdir(unit)):
+            if name.endswith(".cpp"):
+                with open(os.path.join(unit, name), encoding="utf-8") as f:
+                    bad += ["%s: %s" % (name, m) for m in
+                            re.findall(r'TEST_CASE\(\s*"(-[^"]*)"', f.read())]
+        self.assertEqual(bad, [], "rename these tests")
+
+
 if __name__ == "__main__":
     unittest.main()
