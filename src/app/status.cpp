@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <sys/file.h>
 #include <system_error>
@@ -27,6 +28,17 @@ struct Counts {
     std::size_t refused = 0; // recipients refused for good (by channel)
 };
 
+// The whole of file `path`, or std::nullopt when it cannot be opened (none written yet).
+std::optional<std::string> read_text(const std::filesystem::path& path) {
+    std::ifstream in(path);
+    if (!in) {
+        return std::nullopt;
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
 // Whether a crashmail holds the directory's lock (it is running).
 bool locked(const std::filesystem::path& directory) {
     int fd = ::open((directory / "lock").c_str(), O_RDONLY | O_CLOEXEC);
@@ -41,13 +53,11 @@ bool locked(const std::filesystem::path& directory) {
 // What the outbox's waiting room said last (outbox.mark, delivery/outbox): alerts that wait
 // in memory because the spool refuses them, or that were lost when crashmail stopped.
 void report_outbox(const std::filesystem::path& directory, std::string& out, Counts& counts) {
-    std::ifstream in(directory / "outbox.mark");
-    if (!in) {
+    const auto text = read_text(directory / "outbox.mark");
+    if (!text) {
         return;
     }
-    std::stringstream text;
-    text << in.rdbuf();
-    auto document = nlohmann::json::parse(text.str(), nullptr, false);
+    auto document = nlohmann::json::parse(*text, nullptr, false);
     if (!document.is_object()) {
         return; // never written yet (all spaces), or torn
     }
@@ -113,13 +123,11 @@ void report_directory(const std::filesystem::path& directory, std::string& out, 
 // What the discarded-events monitor kept (app/discard_monitor): a line when supervisord ever
 // discarded events meant for this listener.
 void report_discards(const std::filesystem::path& directory, std::string& out) {
-    std::ifstream in(directory / "discards.state.json");
-    if (!in) {
+    const auto text = read_text(directory / "discards.state.json");
+    if (!text) {
         return;
     }
-    std::stringstream text;
-    text << in.rdbuf();
-    auto document = nlohmann::json::parse(text.str(), nullptr, false);
+    auto document = nlohmann::json::parse(*text, nullptr, false);
     if (!document.is_object() || !document.contains("totals") || !document["totals"].is_object()) {
         out += "unreadable discards.state.json\n";
         return;
@@ -140,13 +148,11 @@ void report_discards(const std::filesystem::path& directory, std::string& out) {
 // The recipients mail servers refused for good (delivery/refusals): the alerts went to
 // everyone else, so they are no longer in the spool; this says who did not get them.
 void report_refusals(const std::filesystem::path& directory, std::string& out, Counts& counts) {
-    std::ifstream in(directory / "refusals.state.json");
-    if (!in) {
+    const auto text = read_text(directory / "refusals.state.json");
+    if (!text) {
         return;
     }
-    std::stringstream text;
-    text << in.rdbuf();
-    auto refused = refusals_from_json(text.str());
+    auto refused = refusals_from_json(*text);
     if (!refused) {
         out += fmt::format("unreadable refusals.state.json: {}\n", refused.error());
         return;
