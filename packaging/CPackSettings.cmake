@@ -59,6 +59,31 @@ set(CPACK_DEBIAN_PACKAGE_SUGGESTS "default-mta | mail-transport-agent")
 set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "${PROJECT_HOMEPAGE_URL}")
 set(CPACK_DEBIAN_COMPRESSION_TYPE "xz")
 
+# Maintainer scripts (packaging/debian/*.in, configured here with the system spool and the
+# installed binary's path): postinst makes the spool (CRASHMAIL_SYSTEM_SPOOL 0755, users/ 1733,
+# or as dpkg-statoverride says) and, on an upgrade, restarts the running listeners through
+# supervisorctl (or names the ones it could not restart and the command); prerm names the
+# listeners that still run when the package is removed; postrm purge removes the spool. The
+# functions both postinst and prerm use are in listeners.sh.in.
+set(CRASHMAIL_BINARY "/usr/${CMAKE_INSTALL_BINDIR}/crashmail")
+file(READ "${CMAKE_CURRENT_LIST_DIR}/debian/listeners.sh.in" _crashmail_listeners)
+string(CONFIGURE "${_crashmail_listeners}" CRASHMAIL_LISTENERS_FUNCTION @ONLY)
+set(_crashmail_scripts "")
+foreach(_script postinst prerm postrm)
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
+               "${CMAKE_CURRENT_LIST_DIR}/debian/${_script}.in")
+  configure_file("${CMAKE_CURRENT_LIST_DIR}/debian/${_script}.in"
+                 "${PROJECT_BINARY_DIR}/debian/${_script}" @ONLY
+                 FILE_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ
+                                  GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
+  list(APPEND _crashmail_scripts "${PROJECT_BINARY_DIR}/debian/${_script}")
+endforeach()
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
+             "${CMAKE_CURRENT_LIST_DIR}/debian/listeners.sh.in")
+set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA "${_crashmail_scripts}")
+# Modes as Debian policy wants them in control.tar (0755 scripts), whatever the build tree has.
+set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
+
 # ------------------------------------------------------------------------ source tarball
 set(CPACK_SOURCE_GENERATOR "TGZ")
 set(CPACK_SOURCE_PACKAGE_FILE_NAME "crashmail-${PROJECT_VERSION}-src")

@@ -1,31 +1,48 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages crashmail needs to build, test and package, when missing.
-# Runs `apt-get update` once, and only when something is missing. Needs root (or sudo).
-#   packaging/install-deps.sh          build, test and proof-tooling dependencies
+# Installs the Debian 12 packages crashmail needs to BUILD (compile, man page, packages), when
+# missing. Test tools are not here: tests/install-test-deps.sh installs them (it calls this
+# script with its own list, so that one `apt-get update` serves both).
+#
+#   packaging/install-deps.sh                 the build dependencies
+#   packaging/install-deps.sh PACKAGE...      the build dependencies and these packages
+#   packaging/install-deps.sh --list          print the build dependencies, one a line
+#
+# Runs `apt-get update` once, and only when something is missing. Needs root (or sudo);
+# without either it exits 77 naming what is missing. While it installs, daemons are not
+# started (a temporary /usr/sbin/policy-rc.d, unless the machine has one already); disabling
+# what a package enabled is the caller's business (tests/install-test-deps.sh does it).
 set -euo pipefail
 
-packages=(
-  # build
+build_packages=(
+  # compiler and build system
   g++ cmake ninja-build pkg-config
+  # libraries
   libcurl4-openssl-dev libcli11-dev libfmt-dev catch2 nlohmann-json3-dev libssl-dev
   libpugixml-dev
-  # tests: real peers on 127.0.0.1
-  supervisor python3-aiosmtpd prometheus-alertmanager openssl ca-certificates
-  # tests: a real MTA (tests/integration/test_postfix.py starts and stops it on 127.0.0.1)
-  postfix
-  # packages: CPack DEB computes Depends with dpkg-shlibdeps (dpkg-dev) and needs `file`
-  dpkg-dev file
-  # man page
-  groff-base man-db scdoc
-  # proof tooling (tests/run-all.sh): libFuzzer targets need clang 16 (fuzz/run.sh); static
-  # analysis (tests/static-analysis.sh). g++'s ASan/UBSan/TSan runtimes come with g++.
-  clang-16 libclang-rt-16-dev clang-tidy-16 clang-format-14 cppcheck
+  # packages: CPack DEB computes Depends with dpkg-shlibdeps (dpkg-dev) and needs `file`;
+  # the man page is gzipped at configure time
+  dpkg-dev file gzip
 )
+
+if [ "${1:-}" = "--list" ]; then
+  printf '%s\n' "${build_packages[@]}"
+  exit 0
+fi
+case "${1:-}" in
+  -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -*) echo "usage: packaging/install-deps.sh [--list | PACKAGE...]" >&2; exit 64 ;;
+esac
+
+packages=("${build_packages[@]}" "$@")
+
+installed() {
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+}
 
 missing=()
 for package in "${packages[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$package")
+  if ! installed "$package"; then
+    case " ${missing[*]} " in *" $package "*) ;; *) missing+=("$package") ;; esac
   fi
 done
 
@@ -44,35 +61,37 @@ if [ "$(id -u)" -ne 0 ]; then
   fi
 fi
 
-installing_postfix=no
-for package in "${missing[@]}"; do
-  [ "$package" = postfix ] && installing_postfix=yes
-done
+# No daemon is started by the packages' maintainer scripts while we install (invoke-rc.d and
+# deb-systemd-invoke ask policy-rc.d; 101 = "action not allowed"). A policy-rc.d that the
+# machine already has (containers often have one) is left as it is.
+policy=/usr/sbin/policy-rc.d
+made_policy=no
+restore_policy() {
+  if [ "$made_policy" = yes ]; then
+    $sudo rm -f "$policy"
+  fi
+}
+trap restore_policy EXIT
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\n# crashmail install-deps.sh: no daemon starts while it installs\nexit 101\n' |
+    $sudo tee "$policy" >/dev/null
+  $sudo chmod 0755 "$policy"
+  made_policy=yes
+fi
 
 echo "==> installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-if [ "$installing_postfix" = yes ]; then
-  # Postfix asks what kind of mail server this is: a local-only one (no mail leaves the
-  # machine), named localhost. test_postfix.py sets its own loopback-only main.cf for the test.
-  printf '%s\n' "postfix postfix/main_mailer_type select Local only" \
-    "postfix postfix/mailname string localhost" | $sudo debconf-set-selections
-fi
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-if [ "$installing_postfix" = yes ]; then
-  # The package may start (invoke-rc.d) and enable its daemon. No mail server is left
-  # running or started at boot: test_postfix.py starts Postfix itself and stops it again.
-  if $sudo postfix status >/dev/null 2>&1; then
-    $sudo postfix stop >/dev/null 2>&1 || true
-  fi
-  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-    $sudo systemctl disable --now --quiet postfix.service || true
-  elif command -v update-rc.d >/dev/null; then
-    $sudo update-rc.d postfix disable >/dev/null 2>&1 || true
-  fi
-  if $sudo postfix status >/dev/null 2>&1; then
-    echo "install-deps: postfix is still running after 'postfix stop'" >&2
-    exit 1
-  fi
+# Another apt or dpkg at work (a second engineer, unattended-upgrades): wait for its lock.
+apt_options=(-o DPkg::Lock::Timeout=600)
+$sudo apt-get "${apt_options[@]}" update -qq
+$sudo apt-get "${apt_options[@]}" install -y -qq --no-install-recommends "${missing[@]}" \
+  >/dev/null
+still=()
+for package in "${missing[@]}"; do
+  installed "$package" || still+=("$package")
+done
+if [ ${#still[@]} -gt 0 ]; then
+  echo "install-deps: apt-get did not install: ${still[*]}" >&2
+  exit 1
 fi
 echo "==> installed ${#missing[@]} package(s)"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian 12 machine and runs every test and check, as CI does (.ci/run):
-#   deps          packaging/install-deps.sh: installs the missing Debian packages
+#   deps          tests/install-test-deps.sh: installs the missing Debian packages (build
+#                 and test, one apt-get update); leaves no test package's daemon running
 #   format        clang-format-14 --dry-run --Werror     (tests/static-analysis.sh format)
 #   cppcheck      cppcheck, suppressions with reasons    (tests/static-analysis.sh cppcheck)
 #   asan build    g++, AddressSanitizer + UndefinedBehaviorSanitizer, warnings as errors
@@ -55,7 +56,7 @@ skip() {
 }
 
 # Without the packages nothing else can run.
-step deps bash packaging/install-deps.sh || { cat "$summary"; exit 1; }
+step deps bash tests/install-test-deps.sh || { cat "$summary"; exit 1; }
 
 step format bash tests/static-analysis.sh format || true
 step cppcheck bash tests/static-analysis.sh cppcheck || true

@@ -5,7 +5,7 @@
 #   tsan  ThreadSanitizer: the unit tests of the code that runs threads: the delivery code, the
 #         discard monitor, the crash-loop monitor's clock and the event loop beside it
 #         ([dispatcher] [spool] [sendmail] [subprocess] [smtp] [webhook] [discard_monitor]
-#         [crash_loop] [listener] [outbox] [crash_details])
+#         [crash_loop] [listener] [outbox] [crash_details] [channel_health] [retry_failed])
 #   bash tests/sanitize.sh [asan|tsan|all]        (default all)
 #   bash tests/sanitize.sh asan-build|asan-test|tsan-build|tsan-test   one half of a mode
 #     (tests/run-all.sh builds the TSan tree while the ASan tests run)
@@ -133,7 +133,7 @@ if wants tsan-test; then
   export TSAN_OPTIONS="log_path=$reports/report-tsan:halt_on_error=1:second_deadlock_stack=1"
   echo "==> testing the threaded code under ThreadSanitizer"
   # Catch2 ORs tags separated by commas.
-  "$dir/tests/unit_tests" "[dispatcher],[spool],[sendmail],[subprocess],[smtp],[webhook],[discard_monitor],[crash_loop],[listener],[outbox],[crash_details]" || status=1
+  "$dir/tests/unit_tests" "[dispatcher],[spool],[sendmail],[subprocess],[smtp],[webhook],[discard_monitor],[crash_loop],[listener],[outbox],[crash_details],[channel_health],[retry_failed]" || status=1
   check_reports "$reports" || status=1
   unset TSAN_OPTIONS
 fi

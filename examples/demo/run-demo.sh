@@ -3,7 +3,9 @@
 #
 #   bash examples/demo/run-demo.sh
 #
-# 1. installs missing Debian packages (packaging/install-deps.sh, asks sudo when needed),
+# 1. installs missing Debian packages: the build dependencies and supervisor
+#    (packaging/install-deps.sh supervisor; asks sudo when needed; supervisor's own
+#    supervisord service is stopped and disabled when this installs it),
 # 2. builds crashmail into build/ with CMake,
 # 3. starts a real supervisord in a temporary directory with a program that crashes and
 #    crashmail as its event listener, delivering to a local catcher (a sendmail stand-in
@@ -23,8 +25,23 @@ die() { printf 'run-demo: error: %s\n' "$*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- 1. dependencies
 if [ -f "$repo/packaging/install-deps.sh" ]; then
-    step "Checking build and demo dependencies (packaging/install-deps.sh)"
-    bash "$repo/packaging/install-deps.sh"
+    step "Checking build and demo dependencies (packaging/install-deps.sh supervisor)"
+    had_supervisor=no
+    dpkg-query -W -f='${Status}' supervisor 2>/dev/null | grep -q "install ok installed" &&
+        had_supervisor=yes
+    bash "$repo/packaging/install-deps.sh" supervisor
+    if [ "$had_supervisor" = no ]; then
+        # Debian's supervisor enables a system supervisord; the demo runs its own.
+        sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo=sudo
+        if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+            $sudo systemctl disable --now --quiet supervisor.service || true
+        else
+            $sudo /etc/init.d/supervisor stop >/dev/null 2>&1 || true
+            $sudo update-rc.d supervisor disable >/dev/null 2>&1 || true
+        fi
+        echo "    installed supervisor; its system service is stopped and disabled"
+    fi
 fi
 command -v cmake >/dev/null || die "cmake is missing (apt-get install cmake)"
 [ -x "$supervisord_bin" ] || die "$supervisord_bin is missing (apt-get install supervisor)"

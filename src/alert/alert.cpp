@@ -82,7 +82,7 @@ Alert make_alert(const EventHeader& header, const ProcessStateChange& change,
     alert.time = now;
 
     const std::string name = single_line(display_name(change.group_name, change.process_name));
-    const std::string when = timefmt::asctime_local(now);
+    const std::string when = timefmt::asctime_local_zone(now); // superlance's, and the zone
     const std::string process = single_line(change.process_name);
     const std::string group = single_line(change.group_name);
     const std::string from_state = single_line(change.from_state);
@@ -146,13 +146,16 @@ std::string_view kind_name(AlertKind kind) {
         return "dropped";
     case AlertKind::spool:
         return "spool";
+    case AlertKind::channel:
+        return "channel";
     }
     return "alert";
 }
 
 std::optional<AlertKind> kind_from_name(std::string_view name) {
-    for (AlertKind kind : {AlertKind::alert, AlertKind::summary, AlertKind::recovery,
-                           AlertKind::digest, AlertKind::dropped, AlertKind::spool}) {
+    for (AlertKind kind :
+         {AlertKind::alert, AlertKind::summary, AlertKind::recovery, AlertKind::digest,
+          AlertKind::dropped, AlertKind::spool, AlertKind::channel}) {
         if (kind_name(kind) == name) {
             return kind;
         }

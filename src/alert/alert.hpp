@@ -18,10 +18,10 @@ namespace crashmail {
 // instead of sent, a recovery notice, or a --batch digest of several of these.
 // A `dropped` notice says that supervisord discarded events meant for crashmail
 // (app/discard_monitor).
-enum class AlertKind { alert, summary, recovery, digest, dropped, spool };
+enum class AlertKind { alert, summary, recovery, digest, dropped, spool, channel };
 
-// "alert", "summary", "recovery", "digest", "dropped", "spool"; and back (std::nullopt for anything
-// else).
+// "alert", "summary", "recovery", "digest", "dropped", "spool", "channel"; and back (std::nullopt
+// for anything else).
 std::string_view kind_name(AlertKind kind);
 std::optional<AlertKind> kind_from_name(std::string_view name);
 
@@ -80,6 +80,11 @@ struct Alert {
     std::optional<std::uint64_t> recovered_crashes;
     // An alert whose event supervisord discarded: rebuilt from supervisord's log.
     bool from_log = false;
+
+    // Channel (delivery/channel_health): the name of the channel the notice is about, and
+    // whether it works again (false: it is failing).
+    std::string channel;
+    bool channel_recovered = false;
 };
 
 // What an alert needs besides the event.
@@ -97,7 +102,8 @@ std::string display_name(std::string_view group, std::string_view process);
 std::string new_alert_id(std::chrono::system_clock::time_point now, std::uint64_t serial);
 
 // Builds the alert for a process state change, with superlance's wording (NAME is
-// display_name(), TIME is timefmt::asctime_local(now)):
+// display_name(), TIME is timefmt::asctime_local_zone(now), superlance's time and the
+// numeric offset):
 //   EXITED, not expected: subject "[PREFIX: ]NAME crashed at TIME",
 //     body "Process P in group G exited unexpectedly (pid N) from state S"
 //   EXITED, expected:     "NAME exited (expected) at TIME", "... exited (expected) (pid N) ..."

@@ -315,6 +315,18 @@ std::vector<Emission> CrashLoops::due(time_point now) {
     return out;
 }
 
+std::optional<CrashLoops::Counting> CrashLoops::counting(const std::string& group,
+                                                         const std::string& process) const {
+    StoryEvent event;
+    event.group = group;
+    event.process = process;
+    auto it = m_stories.find(story_key(event));
+    if (it == m_stories.end() || it->second.suppressed == 0 || !it->second.window_open) {
+        return std::nullopt;
+    }
+    return Counting{it->second.suppressed, window_end(it->second)};
+}
+
 std::optional<CrashLoops::time_point> CrashLoops::next_due() const {
     std::optional<time_point> next;
     auto consider = [&](time_point when) {
@@ -473,7 +485,7 @@ Alert emission_alert(const Emission& emission, const AlertContext& context, time
                                   : fmt::format(" Since the last message about it, it also {}.",
                                                 suppressed_phrase(emission.suppressed_by_state));
         alert.subject = fmt::format("{}{} recovered at {}", prefix, name,
-                                    timefmt::asctime_local(emission.window_start));
+                                    timefmt::asctime_local_zone(emission.window_start));
         alert.body = fmt::format(
             "{} is running again ({}) since {} and has stayed up; this ends the alerts that "
             "began at {} ({} alert-worthy event{}).{}\n\n{}\nEvent: {} (serial {})",

@@ -106,6 +106,15 @@ public:
     // that ended.
     std::vector<Emission> due(time_point now);
 
+    // What flood control is counting for a process: the events counted since its last
+    // message (summary, FATAL alert or recovery notice) and when the window that counts them
+    // ends. std::nullopt: nothing counted (none yet, or accounted for already).
+    struct Counting {
+        std::uint64_t counted = 0;
+        time_point until{};
+    };
+    std::optional<Counting> counting(const std::string& group, const std::string& process) const;
+
     // When due() next has something to do; std::nullopt: nothing is waiting.
     std::optional<time_point> next_due() const;
 

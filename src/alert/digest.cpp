@@ -30,6 +30,8 @@ std::string what_happened(const Alert& item) {
         return "events discarded by supervisord";
     case AlertKind::spool:
         return "spool not writable";
+    case AlertKind::channel:
+        return item.channel_recovered ? "channel works again" : "channel failing";
     case AlertKind::alert:
         break;
     }

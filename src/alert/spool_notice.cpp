@@ -11,18 +11,29 @@ namespace {
 
 constexpr std::size_t k_reason_bytes = 300;
 
-} // namespace
-
-Alert spool_alert(const AlertContext& context, std::string_view reason, std::size_t waiting,
-                  const std::string& spool, std::chrono::system_clock::time_point now,
-                  std::string id) {
+// A notice of kind `spool` about this host, subject and body still to write.
+Alert spool_notice(const AlertContext& context, std::chrono::system_clock::time_point now,
+                   std::string id) {
     Alert alert;
     alert.kind = AlertKind::spool;
     alert.id = std::move(id);
     alert.time = now;
     alert.host = one_line(context.host, k_reason_bytes);
-    const std::string prefix =
-        context.prefix.empty() ? "" : one_line(context.prefix, k_reason_bytes) + ": ";
+    return alert;
+}
+
+// "-o PREFIX: " for the subject, or nothing.
+std::string subject_prefix(const AlertContext& context) {
+    return context.prefix.empty() ? "" : one_line(context.prefix, k_reason_bytes) + ": ";
+}
+
+} // namespace
+
+Alert spool_alert(const AlertContext& context, std::string_view reason, std::size_t waiting,
+                  const std::string& spool, std::chrono::system_clock::time_point now,
+                  std::string id) {
+    Alert alert = spool_notice(context, now, std::move(id));
+    const std::string prefix = subject_prefix(context);
     const std::string why = one_line(reason, k_reason_bytes);
     alert.subject = fmt::format("{}crashmail on {}: spool not writable; {} alert{} not durable",
                                 prefix, alert.host, waiting, waiting == 1 ? "" : "s");
@@ -39,6 +50,26 @@ Alert spool_alert(const AlertContext& context, std::string_view reason, std::siz
         one_line(spool, k_reason_bytes), why, waiting, waiting == 1 ? "" : "s",
         waiting == 1 ? "s" : "", one_line(spool, k_reason_bytes), alert.host,
         timefmt::rfc5322_local(now));
+    return alert;
+}
+
+Alert no_spool_alert(const AlertContext& context, const std::vector<std::string>& reasons,
+                     std::string_view fix, std::chrono::system_clock::time_point now,
+                     std::string id) {
+    Alert alert = spool_notice(context, now, std::move(id));
+    const std::string prefix = subject_prefix(context);
+    alert.subject =
+        fmt::format("{}crashmail on {}: no spool; alerts are not durable", prefix, alert.host);
+    std::string tried;
+    for (const std::string& reason : reasons) {
+        tried += "- " + one_line(reason, k_reason_bytes) + "\n";
+    }
+    alert.body = fmt::format(
+        "crashmail found no directory it can safely keep alerts in, so it keeps them in "
+        "memory: they are still delivered and retried, but an alert not yet delivered is lost "
+        "if crashmail stops or the machine goes down, and crashmail --status cannot show "
+        "them.\n\nPlaces tried:\n{}\nFix: {}.\n\nHost: {}\nTime: {}",
+        tried, one_line(fix, 2 * k_reason_bytes), alert.host, timefmt::rfc5322_local(now));
     return alert;
 }
 

@@ -231,7 +231,7 @@ std::vector<std::pair<const char*, std::string>> template_fields(const Alert& al
         {"event", alert.event_name},
         {"serial", std::to_string(alert.serial)},
         {"id", alert.id},
-        {"time", timefmt::asctime_local(alert.time)},
+        {"time", timefmt::asctime_local_zone(alert.time)},
         {"time_utc", timefmt::rfc3339_utc(alert.time)},
         {"prefix", std::string(prefix)},
         {"kind", std::string(kind_name(alert.kind))},

@@ -63,7 +63,8 @@ std::string default_body(const Alert& alert);
 // The value of every field for `alert` (whose subject and body are make_alert()'s): process,
 // group, name, host, state, from_state, pid ("unknown" when absent), exit_status ("unknown"
 // when not found), spawn_error, log_tail, log_source, note, event, serial, id, time (the
-// subject's local asctime), time_utc (RFC 3339), prefix, default_subject, default_body.
+// subject's local asctime and offset, "2026-11-25 22:03:10,123 +0100"), time_utc (RFC 3339),
+// prefix, default_subject, default_body.
 std::vector<std::pair<const char*, std::string>> template_fields(const Alert& alert,
                                                                  std::string_view prefix);
 

@@ -6,6 +6,7 @@
 #include "transport/webhook_transport.hpp"
 #include "util/cacert.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <sysexits.h>
 
@@ -45,6 +46,16 @@ std::optional<std::string> address_problem(std::string_view address) {
 
 std::string sender_address(const Options& options, const std::string& host) {
     return options.from.empty() ? "crashmail@" + host : options.from;
+}
+
+std::vector<std::string> secret_variables(const Options& options) {
+    std::vector<std::string> names{"CRASHMAIL_SMTP_PASSWORD", "SUPERVISOR_PASSWORD"};
+    for (std::string& name : header_variables(options.webhook_headers)) {
+        if (std::find(names.begin(), names.end(), name) == names.end()) {
+            names.push_back(std::move(name));
+        }
+    }
+    return names;
 }
 
 std::string sendmail_command(const Options& options, const std::string& from) {
@@ -140,6 +151,13 @@ make_channels(const Options& options, const std::string& host, const GetEnv& get
         sendmail.command = sendmail_command(options, addresses.from);
         sendmail.configured = options.sendmail_program;
         sendmail.addresses = addresses;
+        // The command inherits no secret of crashmail's (the values are redacted too).
+        sendmail.hidden_environment = secret_variables(options);
+        for (const std::string& variable : sendmail.hidden_environment) {
+            if (auto value = getenv(variable)) {
+                sendmail.secrets.add(*value);
+            }
+        }
         channels.push_back(std::make_unique<SendmailTransport>(std::move(sendmail)));
     }
 
@@ -179,6 +197,11 @@ make_channels(const Options& options, const std::string& host, const GetEnv& get
                 kind.flavor == WebhookFlavor::json || kind.flavor == WebhookFlavor::alertmanager;
             if (generic) {
                 settings.headers = *headers;
+                for (const std::string& variable : header_variables(options.webhook_headers)) {
+                    if (auto value = getenv(variable)) {
+                        settings.secrets.push_back(*value);
+                    }
+                }
             }
             if (kind.flavor == WebhookFlavor::json) {
                 settings.hmac_secret = secret;

@@ -38,6 +38,11 @@ std::string sender_address(const Options& options, const std::string& host);
 // exactly as given.
 std::string sendmail_command(const Options& options, const std::string& from);
 
+// The environment variables that hold secrets crashmail reads: CRASHMAIL_SMTP_PASSWORD,
+// SUPERVISOR_PASSWORD and every ${VAR} of --webhook-header. The sendmail command does not
+// inherit them.
+std::vector<std::string> secret_variables(const Options& options);
+
 // Builds every configured channel: mail (SMTP with --smtp, else the sendmail command) when
 // -m is given, then one per --webhook, --slack, --discord and --alertmanager URL. Returns an
 // error for a bad address or URL, a missing password, an unreadable secret file, a --cacert

@@ -2,6 +2,7 @@
 
 #include "util/json_text.hpp"
 #include "util/log.hpp"
+#include "util/time.hpp"
 
 #include <algorithm>
 #include <fmt/format.h>
@@ -201,10 +202,16 @@ bool CrashLoopMonitor::count_event(const StoryEvent& story, std::vector<Outgoing
     bool counted = emissions.empty() || emissions.back().kind != AlertKind::alert ||
                    emissions.back().event.id != story.id;
     prepare(emissions, out);
-    if (counted) {
-        out.push_back({fmt::format("{} {}{}: counted by flood control (no alert)",
-                                   display_name(story.group, story.process), story.state,
-                                   story.logged_at ? " (recovered from supervisord's log)" : ""),
+    // One line per process and window, not one per counted crash: the first one counted says
+    // until when, the window's summary (or the FATAL alert, the recovery notice) how many.
+    const auto counting = m_loops.counting(story.group, story.process);
+    if (counted && counting && counting->counted == 1) {
+        const std::string name = display_name(story.group, story.process);
+        out.push_back({fmt::format("{} {}{}: counted by flood control (no alert); further "
+                                   "crashes of {} are counted until {}, then summarised",
+                                   name, story.state,
+                                   story.logged_at ? " (recovered from supervisord's log)" : "",
+                                   name, timefmt::clock_local(counting->until)),
                        std::nullopt});
     }
     // Even with nothing raised the story changed (a count, an event id, a window).

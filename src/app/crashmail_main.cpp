@@ -1,16 +1,21 @@
 #include "app/crashmail_main.hpp"
 
+#include "alert/channel_notice.hpp"
 #include "alert/spool_notice.hpp"
 #include "alert/templates.hpp"
 #include "app/channels.hpp"
 #include "app/discard_monitor.hpp"
 #include "app/listener.hpp"
 #include "app/options.hpp"
+#include "app/retry_failed.hpp"
 #include "app/self_test.hpp"
 #include "app/status.hpp"
 #include "delivery/dispatcher.hpp"
 #include "delivery/mark_file.hpp"
+#include "delivery/memory_spool.hpp"
+#include "delivery/retry_inbox.hpp"
 #include "delivery/spool.hpp"
+#include "delivery/spool_location.hpp"
 #include "protocol/reader.hpp"
 #include "protocol/stream.hpp"
 #include "protocol/writer.hpp"
@@ -18,6 +23,7 @@
 #include "supervisor/rpc_client.hpp"
 #include "util/host.hpp"
 #include "util/log.hpp"
+#include "util/no_core.hpp"
 #include "util/parent.hpp"
 
 #include <csignal>
@@ -58,7 +64,50 @@ bool install_stop_handler() {
 }
 
 std::filesystem::path spool_root(const Options& options) {
-    return options.spool.empty() ? default_spool_root() : std::filesystem::path(options.spool);
+    return find_spool_root(CRASHMAIL_SYSTEM_SPOOL, options.spool, current_spool_user(),
+                           system_file_system());
+}
+
+// The listener's spool on disk, or why it has none (then it keeps alerts in memory).
+struct ListenerSpool {
+    std::unique_ptr<DirectorySpool> disk;
+    std::optional<NoSpool> none;
+    bool used_before = false; // the directory held a lock file already
+};
+
+ListenerSpool open_listener_spool(const Options& options, const std::string& listener_name) {
+    ListenerSpool result;
+    const SpoolUser user = current_spool_user();
+    SpoolFileSystem& files = system_file_system();
+    auto root = prepare_spool_root(CRASHMAIL_SYSTEM_SPOOL, options.spool, user, files);
+    if (!root) {
+        result.none = std::move(root.error());
+        return result;
+    }
+    const auto directory = listener_spool(*root, listener_name);
+    if (auto own = check_own_directory(directory, user, files); !own) {
+        result.none = NoSpool{{own.error()},
+                              fmt::format("look at who made {} and remove it (crashmail creates "
+                                          "its own), or give --spool DIR",
+                                          directory.string())};
+        return result;
+    }
+    std::error_code ignored;
+    result.used_before = std::filesystem::exists(directory / "lock", ignored);
+    auto opened = DirectorySpool::open(directory);
+    if (!opened) {
+        const bool in_use = opened.error().find("in use by another crashmail") != std::string::npos;
+        result.none = NoSpool{
+            {opened.error()},
+            in_use ? std::string("give each listener its own process name (supervisord's "
+                                 "[eventlistener:NAME]) or its own --spool DIR")
+                   : fmt::format("make {} writable by {} again (chown -R {} {}), or give "
+                                 "--spool DIR",
+                                 directory.string(), user.name, user.name, directory.string())};
+        return result;
+    }
+    result.disk = std::move(*opened);
+    return result;
 }
 
 void print_stdout(const std::string& text) {
@@ -135,13 +184,18 @@ int serve(const Options& options, std::vector<std::unique_ptr<Transport>> channe
         return EX_USAGE;
     }
     std::string listener_name = process_getenv("SUPERVISOR_PROCESS_NAME").value_or("crashmail");
-    const auto spool_directory = listener_spool(spool_root(options), listener_name);
-    std::error_code ignored;
-    const bool spool_used_before = std::filesystem::exists(spool_directory / "lock", ignored);
-    auto spool = DirectorySpool::open(spool_directory);
-    if (!spool) {
-        log::error("spool: {}", spool.error());
-        return EX_CONFIG;
+    ListenerSpool opened_spool = open_listener_spool(options, listener_name);
+    MemorySpool memory_spool; // used when there is no spool on disk
+    AlertStore& alert_store = opened_spool.disk ? static_cast<AlertStore&>(*opened_spool.disk)
+                                                : static_cast<AlertStore&>(memory_spool);
+    StateStore* state_store = opened_spool.disk ? static_cast<StateStore*>(opened_spool.disk.get())
+                                                : static_cast<StateStore*>(&memory_spool);
+    const std::string spool_name =
+        opened_spool.disk ? opened_spool.disk->directory().string() : "none (memory only)";
+    if (opened_spool.none) {
+        log::warning("no spool: alerts are kept in memory only, and an alert not yet delivered "
+                     "is lost if crashmail stops ({}); fix: {}",
+                     fmt::join(opened_spool.none->reasons, "; "), opened_spool.none->fix);
     }
     auto fds = take_protocol_channel();
     if (!fds || !install_stop_handler()) {
@@ -169,38 +223,60 @@ int serve(const Options& options, std::vector<std::unique_ptr<Transport>> channe
     settings.loops.recovery_notices = options.recovery;
     settings.loops.resolve_alerts = !options.alertmanager.empty();
     settings.loops.recovery_after = options.recovery_after;
-    settings.state_store = spool->get();
+    settings.state_store = state_store;
 
     DispatcherSettings delivery;
     delivery.retry.max_age = options.max_age;
     delivery.enricher = make_enricher(options, std::move(templates));
     delivery.batch = options.batch;
     delivery.digest_prefix = options.optional_header;
-    delivery.refusals_store = spool->get();
+    delivery.refusals_store = state_store;
+    delivery.health_store = state_store;
+    delivery.channel_notice = [context, instance = settings.instance](const ChannelNotice& notice) {
+        auto now = std::chrono::system_clock::now();
+        return channel_alert(context, notice, now, channel_notice_id(instance, notice, now));
+    };
     // What waits in memory, for --status: one pwrite into a block allocated now, so that it
     // can still be written when the disk is full.
     std::unique_ptr<FileMark> outbox_mark;
-    if (auto opened = FileMark::open((*spool)->directory() / "outbox.mark")) {
-        outbox_mark = std::move(*opened);
-        delivery.outbox.mark = outbox_mark.get();
-    } else {
-        log::error("spool: {}; --status cannot show alerts that wait in memory", opened.error());
+    if (opened_spool.disk) {
+        if (auto opened = FileMark::open(opened_spool.disk->directory() / "outbox.mark")) {
+            outbox_mark = std::move(*opened);
+            delivery.outbox.mark = outbox_mark.get();
+        } else {
+            log::error("spool: {}; --status cannot show alerts that wait in memory",
+                       opened.error());
+        }
     }
     delivery.spool_notice = [context, instance = settings.instance,
-                             directory = (*spool)->directory().string()](const std::string& reason,
-                                                                         std::size_t count) {
+                             directory = spool_name](const std::string& reason, std::size_t count) {
         auto now = std::chrono::system_clock::now();
         return spool_alert(context, reason, count, directory, now, spool_notice_id(instance, now));
     };
-    Dispatcher dispatcher(std::move(channels), **spool, delivery);
+    Dispatcher dispatcher(std::move(channels), alert_store, delivery);
     log::info("started (version {}), {} channel(s), watching {}, spool {}", CRASHMAIL_VERSION,
               dispatcher.channel_count(),
               settings.selection.watches_everything()
                   ? std::string("every process")
                   : fmt::format("{}", fmt::join(options.programs, ", ")),
-              (*spool)->directory().string());
+              spool_name);
+    if (opened_spool.none) {
+        auto now = std::chrono::system_clock::now();
+        dispatcher.submit(no_spool_alert(context, opened_spool.none->reasons,
+                                         opened_spool.none->fix, now,
+                                         spool_notice_id(settings.instance, now)));
+    }
     if (std::size_t pending = dispatcher.recover(); pending > 0) {
         log::info("{} alert(s) pending from an earlier run", pending);
+    }
+    // What --retry-failed requeues (delivery/retry_inbox): what it left while no listener ran
+    // is adopted now, the rest within seconds; stopped before the dispatcher shuts down.
+    std::optional<RetryInbox> retry_inbox;
+    if (opened_spool.disk) {
+        retry_inbox.emplace(opened_spool.disk->directory(), [&dispatcher](AlertRecord record) {
+            return dispatcher.adopt(std::move(record));
+        });
+        retry_inbox->start();
     }
     DiscardMonitorSettings discard_settings;
     discard_settings.instance = settings.instance;
@@ -213,17 +289,23 @@ int serve(const Options& options, std::vector<std::unique_ptr<Transport>> channe
     discard_settings.watched = [judged = settings](const ProcessStateChange& change) {
         return judge(change, judged) == Verdict::Kind::alert;
     };
-    std::unique_ptr<FileMark> mark;
-    if (auto opened = FileMark::open((*spool)->directory() / "pool-serials.mark")) {
-        mark = std::move(*opened);
-        if (mark->created() && spool_used_before) {
+    std::unique_ptr<FileMark> file_mark;
+    MemoryMark memory_mark;
+    MarkStore* mark = &memory_mark; // without a spool, pool serials are kept for this run only
+    auto opened_mark = opened_spool.disk
+                           ? FileMark::open(opened_spool.disk->directory() / "pool-serials.mark")
+                           : std::expected<std::unique_ptr<FileMark>, std::string>(nullptr);
+    if (opened_mark && *opened_mark) {
+        file_mark = std::move(*opened_mark);
+        mark = file_mark.get();
+        if (file_mark->created() && opened_spool.used_before) {
             log::info("no pool-serial mark in the spool yet (it was used by an earlier version "
                       "of crashmail): discarded events are counted from the first event on");
             discard_settings.first_event_is_baseline = true;
         }
-    } else {
+    } else if (!opened_mark) {
         log::error("spool: {}; events supervisord discards cannot be told from a restart",
-                   opened.error());
+                   opened_mark.error());
     }
 
     protocol::FdSource source(fds->first, g_stop_pipe[0]);
@@ -236,13 +318,16 @@ int serve(const Options& options, std::vector<std::unique_ptr<Transport>> channe
                   stories == 1 ? "y" : "ies");
     }
     DiscardMonitor discards(std::move(discard_settings), listener.monitor(), dispatcher,
-                            spool->get(), mark.get(), make_rpc());
+                            state_store, mark, make_rpc());
     discards.restore();
     listener.set_observer(&discards);
     listener.monitor().start_clock();
     discards.start();
     int status = listener.run();
     discards.stop();
+    if (retry_inbox) {
+        retry_inbox->stop();
+    }
     listener.monitor().stop_clock();
     if (g_stop_requested != 0) {
         status = EX_OK; // an orderly stop, even if it cut an event short
@@ -251,8 +336,11 @@ int serve(const Options& options, std::vector<std::unique_ptr<Transport>> channe
               g_stop_requested != 0 ? "signal" : "end of input", listener.events_seen(),
               listener.alerts_raised(), k_shutdown_grace.count());
     Dispatcher::Stopped left = dispatcher.shutdown(k_shutdown_grace);
-    if (left.pending > 0) {
+    if (left.pending > 0 && opened_spool.disk) {
         log::warning("{} alert(s) left in the spool for the next start", left.pending);
+    } else if (left.pending > 0) {
+        log::error("{} alert(s) lost: there is no spool, they were kept in memory only",
+                   left.pending);
     }
     if (left.lost > 0) {
         log::error("{} alert(s) lost: the spool never took them ({}); they were held in memory "
@@ -266,6 +354,12 @@ int serve(const Options& options, std::vector<std::unique_ptr<Transport>> channe
 
 int crashmail_main(int argc, const char* const* argv) {
     std::signal(SIGPIPE, SIG_IGN);
+    // No secret in a core dump (util/no_core): non-dumpable before any secret is read.
+    if (auto dumps = protect_from_core_dumps(
+            allows_core_dumps(std::getenv(std::string(k_allow_core_dumps_variable).c_str())));
+        !dumps.problem.empty()) {
+        log::warning("{}: a core dump of crashmail may hold its secrets", dumps.problem);
+    }
 
     auto options = parse_options(argc, argv);
     if (!options) {
@@ -280,8 +374,19 @@ int crashmail_main(int argc, const char* const* argv) {
     }
 
     if (options->status) {
-        print_stdout(status_report(spool_root(*options)));
-        return EX_OK;
+        StatusReport report = status_report(spool_root(*options));
+        print_stdout(report.text);
+        return report.exit_code;
+    }
+    if (options->retry_failed) {
+        RetryFailedReport report =
+            retry_failed(spool_root(*options), options->retry_ids, std::chrono::system_clock::now(),
+                         current_spool_user().name);
+        print_stdout(report.out);
+        for (const std::string& error : report.errors) {
+            log::error("--retry-failed: {}", error);
+        }
+        return report.exit_code;
     }
 
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {

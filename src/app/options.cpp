@@ -22,6 +22,9 @@ constexpr const char* k_footer =
     "Secrets come from the environment or files, never from options:\n"
     "  CRASHMAIL_SMTP_PASSWORD or --smtp-password-file for SMTP AUTH,\n"
     "  ${VAR} in --webhook-header values, --webhook-secret-file for HMAC.\n"
+    "They stay out of core dumps (CRASHMAIL_ALLOW_CORE_DUMPS=1 keeps dumps), out of\n"
+    "the sendmail command's environment and out of servers' words in logs, failed/\n"
+    "and --status (<redacted>).\n"
     "Exit status: 0 done, 64 usage error, 69/75 --test failed (permanent/temporary),\n"
     "76 protocol error, 78 configuration error. See crashmail(1).";
 
@@ -252,7 +255,7 @@ std::expected<Options, OptionsExit> parse_options(int argc, const char* const* a
     const char* outbox = "Outbox (alerts are kept until delivered)";
     app.add_option("--spool", options.spool,
                    "Keep undelivered alerts under DIR/<listener name> (default: "
-                   "/var/spool/crashmail if writable, else $XDG_STATE_HOME/crashmail)")
+                   "/var/spool/crashmail[/users/USER], else ~/.local/state/crashmail)")
         ->type_name("DIR")
         ->group(outbox);
     std::string max_age = "24h";
@@ -262,7 +265,14 @@ std::expected<Options, OptionsExit> parse_options(int argc, const char* const* a
         ->type_name("DURATION")
         ->group(outbox);
     app.add_flag("--status", options.status,
-                 "List the pending and failed alerts in the spool and exit")
+                 "List the pending and failed alerts in the spool and exit: 0 OK, 1 WARNING "
+                 "(late or in memory), 2 CRITICAL (failed, unreadable), 3 UNKNOWN (no spool)")
+        ->group(outbox);
+    app.add_option("--retry-failed", options.retry_ids,
+                   "Move the failed alerts ID (default: all) back for delivery with fresh "
+                   "attempts and exit; a running listener sends them within seconds")
+        ->type_name("[ID...]")
+        ->expected(0, CLI::detail::expected_max_vector_size)
         ->group(outbox);
 
     const char* other = "Other";
@@ -368,6 +378,9 @@ std::expected<Options, OptionsExit> parse_options(int argc, const char* const* a
                 EX_USAGE, {}, "--hostname '" + one_line(options.hostname, 300) + "': " + *problem});
         }
     }
+    options.retry_failed = app.count("--retry-failed") > 0;
+    // Given without a value, CLI11 leaves one empty string.
+    std::erase(options.retry_ids, std::string());
     options.sendmail_given = app.count("--sendmail_program") > 0;
     for (const std::string& email : raw_emails) {
         std::string address(trim(email, " \t"));

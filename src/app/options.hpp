@@ -61,12 +61,16 @@ struct Options {
     std::chrono::seconds batch{0};                      // --batch DURATION; 0: no digests
 
     // Outbox.
-    std::string spool;                   // --spool DIR; empty: default_spool_root()
+    std::string spool;                   // --spool DIR; empty: delivery/spool_location
     std::chrono::seconds max_age{86400}; // --max-age: give up retrying after this
 
     // Modes.
     bool test = false;   // --test: send one test alert through every channel and exit
     bool status = false; // --status: list pending and failed alerts in the spool and exit
+    // --retry-failed [ID...]: move failed alerts (these, or all when none is named) back for
+    // delivery with fresh attempts, and exit.
+    bool retry_failed = false;
+    std::vector<std::string> retry_ids;
 
     // Positional arguments superlance accepted and ignored (its URL argument).
     std::vector<std::string> ignored_arguments;

@@ -2,6 +2,7 @@
 
 #include "util/json_text.hpp"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 namespace crashmail {
@@ -72,6 +73,10 @@ json alert_to_json(const Alert& alert) {
     if (alert.from_log) {
         a["from_log"] = true;
     }
+    if (alert.kind == AlertKind::channel) {
+        a["channel"] = alert.channel;
+        a["channel_recovered"] = alert.channel_recovered;
+    }
     for (const ResolvedAlert& resolved : alert.resolves) {
         a["resolves"].push_back({{"state", resolved.state}, {"expected", resolved.expected}});
     }
@@ -131,6 +136,8 @@ Alert alert_from_json(const json& a) {
         alert.recovered_crashes = recovered->get<std::uint64_t>();
     }
     alert.from_log = a.value("from_log", false);
+    alert.channel = text_or_empty(a, "channel");
+    alert.channel_recovered = a.value("channel_recovered", false);
     if (auto items = a.find("items"); items != a.end() && items->is_array()) {
         for (const json& item : *items) {
             alert.items.push_back(alert_from_json(item));
@@ -180,6 +187,9 @@ std::string record_to_json(const AlertRecord& record) {
         {"held", record.held},
         {"channels", json::object()},
     };
+    if (record.requeued != Clock::time_point{}) {
+        document["requeued_ms"] = to_millis(record.requeued);
+    }
     for (const auto& [key, state] : record.channels) {
         document["channels"][key] = {{"status", status_name(state.status)},
                                      {"name", state.name},
@@ -213,6 +223,10 @@ std::expected<AlertRecord, std::string> record_from_json(std::string_view text) 
         if (auto held = document.find("held"); held != document.end() && held->is_boolean()) {
             record.held = held->get<bool>();
         }
+        if (auto requeued = document.find("requeued_ms");
+            requeued != document.end() && requeued->is_number_integer()) {
+            record.requeued = from_millis(requeued->get<long long>());
+        }
         if (record.alert.id.empty()) {
             return std::unexpected(std::string("alert.id is empty"));
         }
@@ -237,6 +251,28 @@ std::expected<AlertRecord, std::string> record_from_json(std::string_view text) 
     } catch (const json::exception& error) {
         return std::unexpected(std::string(error.what()));
     }
+}
+
+Clock::time_point retry_start(const AlertRecord& record) {
+    return std::max(record.alert.time, record.requeued);
+}
+
+std::vector<std::string> renew_for_retry(AlertRecord& record, Clock::time_point now) {
+    std::vector<std::string> renewed;
+    for (auto& [key, state] : record.channels) {
+        if (state.status == ChannelState::Status::delivered) {
+            continue;
+        }
+        state.status = ChannelState::Status::pending;
+        state.attempts = 0;
+        state.next_attempt = now;
+        state.waiting_recipients.clear();
+        state.refused_recipients.clear();
+        renewed.push_back(state.name.empty() ? key : state.name);
+    }
+    record.requeued = now;
+    record.held = false;
+    return renewed;
 }
 
 } // namespace crashmail

@@ -9,6 +9,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace crashmail {
 
@@ -42,6 +43,10 @@ struct AlertRecord {
     // the batch window ends the dispatcher stores one digest of all held records and removes
     // them.
     bool held = false;
+    // When --retry-failed last moved it back from failed/ (zero: never). --max-age and a
+    // failure's transient_for count from here then (retry_start()), so a requeued alert gets
+    // its full retries again.
+    std::chrono::system_clock::time_point requeued{};
     // (Whether a record is settled depends on which channels are configured now: the
     // dispatcher decides it, not the record.)
 };
@@ -55,10 +60,22 @@ struct AlertRecord {
 // items (a digest's alerts, each in this same form; absent when empty). The record's:
 // version, alert, details_pending, held, channels (each: status, name, attempts,
 // next_attempt_ms, last_error, and waiting_recipients / refused_recipients, objects of
-// address -> reason, absent when empty).
+// address -> reason, absent when empty), requeued_ms (absent when never requeued).
 std::string record_to_json(const AlertRecord& record);
 
 // Parses record_to_json()'s output. Returns an error naming what is missing or malformed.
 std::expected<AlertRecord, std::string> record_from_json(std::string_view text);
+
+// Where --max-age (and a failure's transient_for) start counting: the alert's time, or the
+// last requeue by --retry-failed when that is later.
+std::chrono::system_clock::time_point retry_start(const AlertRecord& record);
+
+// --retry-failed: every channel that has not delivered the record starts afresh (pending, no
+// attempts, due at `now`, no recipient waiting or refused: everyone is tried again; the last
+// error is kept for --status until the next attempt replaces it); channels that delivered it
+// stay delivered. `requeued` becomes `now`. Returns the names (or keys, when a state has no
+// name) of the channels renewed, in key order.
+std::vector<std::string> renew_for_retry(AlertRecord& record,
+                                         std::chrono::system_clock::time_point now);
 
 } // namespace crashmail

@@ -232,7 +232,40 @@ struct ChannelWorker::Core {
         if (outcome.settle == Outbox::Settle::fail) {
             log::error("alert {} ({}) moved to failed/ in the spool", alert_id, label);
         }
+        tell_health(outcome);
         return outcome.retry_at;
+    }
+
+    // Tells the channel's health what this attempt came to.
+    void tell_health(const DeliveryOutcome& outcome) {
+        if (!settings.health) {
+            return;
+        }
+        std::size_t waiting = 0;
+        {
+            std::lock_guard lock(mutex);
+            if (stopping) {
+                return; // cut short by stop(): says nothing about the channel
+            }
+            waiting = queued.size();
+        }
+        AttemptResult result = AttemptResult::failed_for_now;
+        switch (outcome.what) {
+        case DeliveryOutcome::What::delivered:
+            result = AttemptResult::delivered;
+            break;
+        case DeliveryOutcome::What::failed:
+        case DeliveryOutcome::What::gave_up:
+            result = AttemptResult::failed_for_good;
+            break;
+        case DeliveryOutcome::What::retry:
+            // Some recipients took it: the channel works (the others are a recipient's
+            // problem, reported on their own).
+            result =
+                outcome.accepted > 0 ? AttemptResult::delivered : AttemptResult::failed_for_now;
+            break;
+        }
+        settings.health->observe(key, name, result, outcome.error, waiting);
     }
 
     void run() {

@@ -8,6 +8,7 @@
 // The thread shares ownership of what it uses (its state, the transport, the outbox) and is
 // always joined: stop() cancels a delivery in progress (Transport::cancel()) and waits.
 
+#include "delivery/channel_health.hpp"
 #include "delivery/outbox.hpp"
 #include "delivery/refusals.hpp"
 #include "delivery/retry_policy.hpp"
@@ -34,6 +35,8 @@ struct ChannelWorkerSettings {
     std::shared_ptr<const std::set<std::string>> configured;
     // Where recipients refused for good are kept for --status; nullptr: only logged.
     std::shared_ptr<RefusalLog> refusals;
+    // Told the result of every attempt (not those cut short by stop()); nullptr: none.
+    std::shared_ptr<ChannelHealthMonitor> health;
 };
 
 // A stable key for a channel in stored records: 16 hex digits of SHA-256 over its

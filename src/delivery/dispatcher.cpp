@@ -57,6 +57,14 @@ Dispatcher::Dispatcher(std::vector<std::unique_ptr<Transport>> channels, AlertSt
     if (m_settings.refusals_store != nullptr) {
         worker.refusals = std::make_shared<RefusalLog>(m_settings.refusals_store);
     }
+    m_health = std::make_shared<ChannelHealthMonitor>(
+        m_settings.health, channels.size(), m_settings.health_store,
+        [this](const ChannelNotice& notice) {
+            if (m_settings.channel_notice && !m_stopped) {
+                submit_except(m_settings.channel_notice(notice), notice.key);
+            }
+        });
+    worker.health = m_health;
     for (auto& channel : channels) {
         m_workers.push_back(std::make_shared<ChannelWorker>(std::move(channel), m_outbox, worker));
     }
@@ -79,6 +87,7 @@ Dispatcher::Dispatcher(std::vector<std::unique_ptr<Transport>> channels, AlertSt
     }
 
     m_outbox->start();
+    m_health->start();
     for (auto& channel_worker : m_workers) {
         channel_worker->start();
     }
@@ -117,6 +126,10 @@ std::map<std::string, ChannelState> Dispatcher::channels_for(const Alert& alert)
 }
 
 void Dispatcher::submit(const Alert& alert) {
+    submit_except(alert, {});
+}
+
+void Dispatcher::submit_except(const Alert& alert, const std::string& except) {
     if (m_stopped) {
         log::error("alert {} ({}) arrived while stopping; not delivered", alert.id,
                    display_name(alert.group, alert.process));
@@ -127,6 +140,15 @@ void Dispatcher::submit(const Alert& alert) {
     record.details_pending = m_enrichment != nullptr;
     record.held = m_enrichment == nullptr && m_batch != nullptr;
     record.channels = channels_for(alert);
+    if (auto skipped = record.channels.find(except); skipped != record.channels.end()) {
+        if (record.channels.size() == 1) {
+            record.channels.clear(); // for that channel alone: for none
+        } else {
+            // Settled for it (a notice about a channel is not sent through it).
+            skipped->second.status = ChannelState::Status::delivered;
+            skipped->second.last_error = "not sent: the notice is about this channel";
+        }
+    }
     if (record.channels.empty()) {
         log::info("{} {} ({}) is for no configured channel; not stored", kind_name(alert.kind),
                   alert.id, display_name(alert.group, alert.process));
@@ -196,6 +218,34 @@ void Dispatcher::on_memory_only(const std::string& reason, std::size_t count) {
     submit(m_settings.spool_notice(reason, count));
 }
 
+Dispatcher::Resume Dispatcher::resumption(const AlertRecord& record) const {
+    if (record.details_pending && m_enrichment) {
+        return Resume::enrich;
+    }
+    if (record.held) {
+        return Resume::hold;
+    }
+    return waits_for_a_channel(record) ? Resume::deliver : Resume::settle;
+}
+
+void Dispatcher::settle_now(const std::string& id) {
+    // Records no configured channel still has to deliver (the channels left pending are gone
+    // from the configuration): settled now, as a delivery would have settled them.
+    std::optional<Outbox::Settle> how;
+    m_outbox->change(id, [&](AlertRecord& record) -> std::optional<Outbox::Settle> {
+        if (waits_for_a_channel(record)) {
+            return std::nullopt;
+        }
+        how = settlement(record, *m_configured);
+        return how;
+    });
+    if (how) {
+        log::info("alert {} is settled by the channels configured now (the others are gone "
+                  "from the configuration): {}",
+                  id, *how == Outbox::Settle::fail ? "moved to failed/" : "removed");
+    }
+}
+
 std::size_t Dispatcher::recover() {
     std::vector<std::string> unfinished;
     std::vector<std::string> settled;
@@ -206,37 +256,35 @@ std::size_t Dispatcher::recover() {
         if (!record || !record->has_value()) {
             return true;
         }
-        if ((*record)->details_pending && m_enrichment) {
+        switch (resumption(**record)) {
+        case Resume::enrich:
             unfinished.push_back(id);
-        } else if (!(*record)->held && !waits_for_a_channel(**record)) {
+            break;
+        case Resume::settle:
             settled.push_back(id);
-        } else if ((*record)->held) {
+            break;
+        case Resume::hold:
             held.push_back(id);
             if (!oldest_held || (*record)->alert.time < *oldest_held) {
                 oldest_held = (*record)->alert.time;
             }
+            break;
+        case Resume::deliver:
+            break; // the workers' refill() below
         }
         return true;
     });
     for (const std::string& id : unfinished) {
         m_enrichment->push(id, true);
     }
-    // Records no configured channel still has to deliver (the channels left pending are gone
-    // from the configuration): settled now, as a delivery would have settled them.
     for (const std::string& id : settled) {
-        std::optional<Outbox::Settle> how;
-        m_outbox->change(id, [&](AlertRecord& record) -> std::optional<Outbox::Settle> {
-            if (waits_for_a_channel(record)) {
-                return std::nullopt;
-            }
-            how = settlement(record, *m_configured);
-            return how;
-        });
-        if (how) {
-            log::info("alert {} is settled by the channels configured now (the others are gone "
-                      "from the configuration): {}",
-                      id, *how == Outbox::Settle::fail ? "moved to failed/" : "removed");
-        }
+        settle_now(id);
+    }
+    // Before the held alerts' digest may be stored (at once when their window is past): the
+    // count is of what an earlier run left.
+    std::size_t for_channels = 0;
+    for (auto& worker : m_workers) {
+        for_channels = std::max(for_channels, worker->refill());
     }
     if (!held.empty()) {
         if (m_batch) {
@@ -247,11 +295,36 @@ std::size_t Dispatcher::recover() {
             send_digest(held); // --batch is off now: their digest goes out at once
         }
     }
-    std::size_t for_channels = 0;
-    for (auto& worker : m_workers) {
-        for_channels = std::max(for_channels, worker->refill());
-    }
     return std::max(unfinished.size() + held.size(), for_channels);
+}
+
+bool Dispatcher::adopt(AlertRecord record) {
+    if (m_stopped) {
+        return false;
+    }
+    const std::string id = record.alert.id;
+    Outbox::AddResult added = m_outbox->add(std::move(record));
+    if (added.how == Outbox::Added::duplicate) {
+        log::info("alert {} is pending already; it goes on from there", id);
+    } else if (added.how == Outbox::Added::in_memory) {
+        log::error("cannot store alert {} in the spool ({}); it waits in memory and is retried", id,
+                   added.error);
+    }
+    switch (resumption(added.record)) {
+    case Resume::enrich:
+        m_enrichment->push(id, true);
+        break;
+    case Resume::settle:
+        settle_now(id);
+        break;
+    case Resume::hold:
+        hold(id, m_settings.now() + m_settings.batch);
+        break;
+    case Resume::deliver:
+        forward(added.record);
+        break;
+    }
+    return true;
 }
 
 Dispatcher::Stopped Dispatcher::shutdown(std::chrono::milliseconds grace) {
@@ -274,6 +347,7 @@ Dispatcher::Stopped Dispatcher::shutdown(std::chrono::milliseconds grace) {
     for (auto& worker : m_workers) {
         worker->stop();
     }
+    m_health->stop();
     Outbox::Closing closing = m_outbox->close();
     m_stop_result = {closing.pending, closing.lost, closing.reason};
     return m_stop_result;

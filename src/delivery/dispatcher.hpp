@@ -11,6 +11,7 @@
 #include "alert/enricher.hpp"
 #include "delivery/alert_record.hpp"
 #include "delivery/batch_window.hpp"
+#include "delivery/channel_health.hpp"
 #include "delivery/channel_worker.hpp"
 #include "delivery/enrichment_stage.hpp"
 #include "delivery/outbox.hpp"
@@ -72,6 +73,12 @@ struct DispatcherSettings {
     // Where the recipients refused for good are kept for --status (delivery/refusals);
     // nullptr: they are only logged.
     StateStore* refusals_store = nullptr;
+    // A channel failing (delivery/channel_health): the notice sent through the other channels
+    // (nullptr: none; the failure is still logged and kept for --status), and where the
+    // channels' health is kept for --status (nullptr: not kept).
+    std::function<Alert(const ChannelNotice&)> channel_notice;
+    ChannelHealthSettings health;
+    StateStore* health_store = nullptr;
 };
 
 class Dispatcher final : public AlertSink {
@@ -87,11 +94,19 @@ public:
     Dispatcher& operator=(const Dispatcher&) = delete;
 
     void submit(const Alert& alert) override;
+    // submit() for every channel but the one with key `except` (a notice about it).
+    void submit_except(const Alert& alert, const std::string& except);
 
     // Queues what the store holds from an earlier run. Returns the number of records found.
     // A record an earlier run stored but never enriched gets the enricher's skip() with
     // "details unavailable: crashmail restarted before fetching them".
     std::size_t recover();
+
+    // Takes a record from outside the event loop (--retry-failed's retry/ area, see
+    // delivery/retry_inbox): stores it in pending/ through the outbox (a pending record with
+    // its id is kept instead) and sends it on its way as recover() does a record from an
+    // earlier run. Returns false when stopping (nothing is stored).
+    bool adopt(AlertRecord record);
 
     struct Stopped {
         std::size_t pending = 0; // alerts left in the store for the next start
@@ -120,10 +135,21 @@ private:
     // and it wants it).
     bool waits_for_a_channel(const AlertRecord& record) const;
     void on_memory_only(const std::string& reason, std::size_t count);
+    // What recover() and adopt() do with a stored record.
+    enum class Resume {
+        enrich,  // details still to fetch (an enrichment stage runs)
+        settle,  // no configured channel still has to deliver it
+        hold,    // held for a digest
+        deliver, // for the channels
+    };
+    Resume resumption(const AlertRecord& record) const;
+    // Settles record `id` by the channels configured now, unless one still waits for it.
+    void settle_now(const std::string& id);
 
     DispatcherSettings m_settings;
     DigestSettings m_digest;
     std::shared_ptr<Outbox> m_outbox;
+    std::shared_ptr<ChannelHealthMonitor> m_health;            // before the workers, which feed it
     std::shared_ptr<const std::set<std::string>> m_configured; // every channel's key
     std::vector<std::shared_ptr<ChannelWorker>> m_workers;
     std::unique_ptr<EnrichmentStage> m_enrichment; // nullptr without an enricher

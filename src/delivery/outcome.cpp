@@ -51,7 +51,7 @@ void apply_failure(ChannelState& state, DeliveryOutcome& outcome, const Failure&
         outcome.what = DeliveryOutcome::What::failed;
         return;
     }
-    if (past_transient_for(failure, record.alert.time, now)) {
+    if (past_transient_for(failure, retry_start(record), now)) {
         state.status = ChannelState::Status::failed;
         state.last_error += fmt::format("; gave up after {} attempts: such a failure is retried "
                                         "for {} after the alert",
@@ -61,7 +61,7 @@ void apply_failure(ChannelState& state, DeliveryOutcome& outcome, const Failure&
     }
     auto delay = retry_delay(policy, state.attempts, failure.retry_after, jitter_sample);
     auto next = now + delay;
-    if (past_max_age(policy, record.alert.time, next)) {
+    if (past_max_age(policy, retry_start(record), next)) {
         state.status = ChannelState::Status::failed;
         state.last_error += fmt::format("; gave up after {} attempts", state.attempts);
         outcome.what = DeliveryOutcome::What::gave_up;
@@ -82,7 +82,7 @@ void apply_refusals(ChannelState& state, DeliveryOutcome& outcome,
     state.waiting_recipients.clear();
     for (const Refusal& refusal : refusals) {
         if (!refusal.failure.retryable() ||
-            past_transient_for(refusal.failure, record.alert.time, now)) {
+            past_transient_for(refusal.failure, retry_start(record), now)) {
             if (!state.refused_recipients.contains(refusal.recipient)) {
                 outcome.refused.push_back(refusal);
             }
@@ -95,7 +95,7 @@ void apply_refusals(ChannelState& state, DeliveryOutcome& outcome,
     if (!state.waiting_recipients.empty()) {
         auto delay = retry_delay(policy, state.attempts, std::nullopt, jitter_sample);
         auto next = now + delay;
-        if (!past_max_age(policy, record.alert.time, next)) {
+        if (!past_max_age(policy, retry_start(record), next)) {
             state.status = ChannelState::Status::pending;
             state.next_attempt = next;
             std::string waiting;

@@ -1,6 +1,7 @@
 #include "delivery/spool.hpp"
 
 #include "util/log.hpp"
+#include "util/read_file.hpp"
 
 #include <cerrno>
 #include <cstdlib>
@@ -74,30 +75,16 @@ bool valid_id(const std::string& id) {
     return true;
 }
 
+} // namespace
+
+bool valid_record_id(const std::string& id) {
+    return valid_id(id);
+}
+
+namespace {
+
 std::expected<std::string, std::string> read_file(const std::filesystem::path& path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return std::unexpected(errno_text("cannot open", path));
-    }
-    std::string content;
-    char buffer[8192];
-    for (;;) {
-        ssize_t n = ::read(fd, buffer, sizeof buffer);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            auto error = errno_text("cannot read", path);
-            ::close(fd);
-            return std::unexpected(error);
-        }
-        if (n == 0) {
-            break;
-        }
-        content.append(buffer, static_cast<std::size_t>(n));
-    }
-    ::close(fd);
-    return content;
+    return read_whole_file(path);
 }
 
 using Identity = std::pair<dev_t, ino_t>;
@@ -134,8 +121,8 @@ DirectorySpool::open_directories(const std::filesystem::path& directory,
     // Parents (e.g. ~/.local/state) are created with the usual 0755; the spool itself 0700.
     std::error_code ignored;
     std::filesystem::create_directories(directory.parent_path(), ignored);
-    for (const auto& path :
-         {directory, directory / "tmp", directory / "pending", directory / "failed"}) {
+    for (const auto& path : {directory, directory / "tmp", directory / "pending",
+                             directory / "failed", directory / "retry"}) {
         if (auto made = ensure_directory(path); !made) {
             return std::unexpected(made.error());
         }
@@ -182,6 +169,9 @@ std::vector<std::string> DirectorySpool::missing_parts(const std::filesystem::pa
     std::error_code ignored;
     if (!std::filesystem::is_directory(directory / "tmp", ignored)) {
         missing.emplace_back("tmp/");
+    }
+    if (!std::filesystem::is_directory(directory / "retry", ignored)) {
+        missing.emplace_back("retry/");
     }
     if (!still_there(directory / "pending", directories.pending_fd)) {
         missing.emplace_back("pending/");
@@ -389,21 +379,6 @@ void DirectorySpool::scan_pending(const std::function<bool(const std::string& id
     ::closedir(stream);
 }
 
-std::filesystem::path default_spool_root() {
-    std::filesystem::path system_root = "/var/spool/crashmail";
-    if (::mkdir(system_root.c_str(), 0700) == 0 || errno == EEXIST) {
-        if (::access(system_root.c_str(), W_OK | X_OK) == 0) {
-            return system_root;
-        }
-    }
-    if (const char* state = std::getenv("XDG_STATE_HOME"); state != nullptr && state[0] == '/') {
-        return std::filesystem::path(state) / "crashmail";
-    }
-    const char* home = std::getenv("HOME");
-    return std::filesystem::path(home != nullptr && home[0] != '\0' ? home : "/tmp") / ".local" /
-           "state" / "crashmail";
-}
-
 std::filesystem::path listener_spool(const std::filesystem::path& root, std::string name) {
     for (char& c : name) {
         if (c == '/' || c == '\0') {
@@ -412,6 +387,9 @@ std::filesystem::path listener_spool(const std::filesystem::path& root, std::str
     }
     if (name.empty() || name == "." || name == "..") {
         name = "crashmail";
+    }
+    if (name == "users") {
+        name = "users.listener";
     }
     return root / name;
 }

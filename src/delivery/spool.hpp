@@ -7,6 +7,8 @@
 //   DIR/tmp/           files being written
 //   DIR/pending/ID.json  alerts with a channel still to deliver (mode 0600)
 //   DIR/failed/ID.json   alerts a channel gave up on, with the reason (mode 0600)
+//   DIR/retry/ID.json    alerts --retry-failed moved out of failed/, renewed, for the lock
+//                        holder to adopt into pending/ (delivery/retry_inbox; mode 0600)
 //   DIR/NAME.state.json  small state files (StateStore), e.g. the crash-loop stories
 //
 // A cleanup job may remove DIR (rm -rf), or only tmp/, pending/ or failed/, while crashmail
@@ -83,9 +85,9 @@ public:
 // remove and fail, the crash-loop monitor saves state).
 class DirectorySpool final : public AlertStore, public StateStore {
 public:
-    // Opens (creating, mode 0700) `directory` and its tmp/, pending/ and failed/, and locks
-    // it against a second crashmail. Returns an error saying what failed, on what path, and
-    // why.
+    // Opens (creating, mode 0700) `directory` and its tmp/, pending/, failed/ and retry/, and
+    // locks it against a second crashmail. Returns an error saying what failed, on what path,
+    // and why.
     static std::expected<std::unique_ptr<DirectorySpool>, std::string>
     open(const std::filesystem::path& directory);
     ~DirectorySpool() override;
@@ -119,7 +121,7 @@ private:
     open_directories(const std::filesystem::path& directory, const Directories* previous);
     // What of the spool at `directory` is gone (removed, or replaced by another directory)
     // since `directories` were opened: "the whole directory", or some of "tmp/", "pending/",
-    // "failed/", "lock"; empty when everything is in place.
+    // "failed/", "retry/", "lock"; empty when everything is in place.
     static std::vector<std::string> missing_parts(const std::filesystem::path& directory,
                                                   const Directories& directories);
     // The directories to use now: a copy taken under m_mutex, so that a repair can swap in
@@ -145,16 +147,17 @@ private:
     std::mutex m_repair_mutex;
 };
 
-// The spool root used when --spool is not given: /var/spool/crashmail when it exists or can
-// be created and is writable, else $XDG_STATE_HOME/crashmail (default
-// ~/.local/state/crashmail).
-std::filesystem::path default_spool_root();
-
 // A listener's own directory under `root`: root/<name>, where name is the listener's
-// supervisord process name with '/' replaced (supervisord forbids it, but be sure).
+// supervisord process name with '/' replaced (supervisord forbids it, but be sure). The name
+// "users" is the system spool's directory of other users' spools (delivery/spool_location):
+// a listener of that name gets root/users.listener.
 std::filesystem::path listener_spool(const std::filesystem::path& root, std::string name);
 
-// Reads every record of one of a spool directory's areas ("pending" or "failed") for
+// True when `id` can name a record file: letters, digits, '.', '-', '_', not starting with '.'
+// (so never a path), at most 200 characters.
+bool valid_record_id(const std::string& id);
+
+// Reads every record of one of a spool directory's areas ("pending", "failed" or "retry") for
 // --status, one at a time, in directory order.
 void for_each_record(
     const std::filesystem::path& directory, const std::string& area,

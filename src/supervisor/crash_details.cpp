@@ -299,7 +299,8 @@ void CrashDetailsEnricher::start() {
 
 void CrashDetailsEnricher::enrich(Alert& alert) {
     if (alert.kind == AlertKind::recovery || alert.kind == AlertKind::digest ||
-        alert.kind == AlertKind::dropped || alert.kind == AlertKind::spool) {
+        alert.kind == AlertKind::dropped || alert.kind == AlertKind::spool ||
+        alert.kind == AlertKind::channel) {
         render_alert_text(alert, m_templates); // nothing crashed: nothing to fetch
         return;
     }

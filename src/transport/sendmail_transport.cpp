@@ -270,10 +270,10 @@ std::expected<void, Failure> SendmailTransport::deliver(const Alert& alert) {
         return std::unexpected(*sendmail_failure(m_settings.command, not_run, timeout));
     }
     const std::string message = render_mail(alert, m_settings.addresses, LineEnding::lf);
-    const SubprocessResult result =
-        run_shell_command(m_settings.command, message, timeout, &m_cancelled);
+    const SubprocessResult result = run_shell_command(m_settings.command, message, timeout,
+                                                      &m_cancelled, m_settings.hidden_environment);
     if (auto failure = sendmail_failure(m_settings.command, result, timeout)) {
-        return std::unexpected(std::move(*failure));
+        return std::unexpected(redacted(std::move(*failure), m_settings.secrets));
     }
     if (result.input_written < message.size()) {
         log::warning("{}: exited with status 0 without reading the whole message ({} of {} "
@@ -281,7 +281,7 @@ std::expected<void, Failure> SendmailTransport::deliver(const Alert& alert) {
                      name(), result.input_written, message.size());
     }
     if (const std::string said = summarize_output(result.output); !said.empty()) {
-        log::info("{} said: {}", name(), said);
+        log::info("{} said: {}", name(), m_settings.secrets.redact(said));
     }
     return {};
 }

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace crashmail {
 
@@ -22,6 +23,11 @@ struct SendmailSettings {
     std::string configured;
     MailAddresses addresses;
     std::chrono::seconds timeout{60};
+    // Variables the command does not inherit (CRASHMAIL_SMTP_PASSWORD, SUPERVISOR_PASSWORD,
+    // the ${VAR}s of webhook headers: secrets of crashmail or of other channels).
+    std::vector<std::string> hidden_environment;
+    // Kept out of what the command printed when it is quoted (the values of those variables).
+    Secrets secrets;
 };
 
 class SendmailTransport final : public Transport {

@@ -700,6 +700,13 @@ SmtpTransport::SmtpTransport(SmtpSettings settings) : m_settings(std::move(setti
     } else {
         m_url_error = std::move(normalized.error());
     }
+    const std::string& password = m_settings.password;
+    if (!password.empty()) {
+        m_secrets.add(password);
+        m_secrets.add_exact(base64(password));                              // AUTH LOGIN
+        m_secrets.add_exact(base64(std::string(1, '\0') + m_settings.user + // AUTH PLAIN
+                                   std::string(1, '\0') + password));
+    }
 }
 
 std::string SmtpTransport::name() const {
@@ -720,6 +727,15 @@ std::expected<void, Failure> SmtpTransport::deliver(const Alert& alert) {
 
 std::expected<Receipt, Failure> SmtpTransport::deliver_to(const Alert& alert,
                                                           const std::vector<std::string>& only) {
+    auto done = attempt(alert, only);
+    if (!done) {
+        return std::unexpected(redacted(std::move(done.error()), m_secrets));
+    }
+    return redacted(std::move(*done), m_secrets);
+}
+
+std::expected<Receipt, Failure> SmtpTransport::attempt(const Alert& alert,
+                                                       const std::vector<std::string>& only) {
     const auto fail = [this](Failure::Kind kind, std::string_view detail) {
         Failure failure;
         failure.kind = kind;

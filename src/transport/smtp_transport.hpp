@@ -180,9 +180,14 @@ public:
     // an hour: transient_for). `timeout` bounds connecting and every wait but the one for the
     // reply to the end of the message, which `data_timeout` bounds. A failure carries the
     // server's reply and says whether to retry. After cancel(): a transient "<url>: cancelled:
-    // crashmail is stopping". The Receipt's notes: "<url>: sent in clear text: ...".
+    // crashmail is stopping". The Receipt's notes: "<url>: sent in clear text: ...". Failure,
+    // refusals and notes are redacted of secrets().
     std::expected<Receipt, Failure> deliver_to(const Alert& alert,
                                                const std::vector<std::string>& only) override;
+
+    // What this channel keeps out of its error words: the password, and the base64 forms
+    // AUTH PLAIN and AUTH LOGIN send it in (a server may quote the line back).
+    const Secrets& secrets() const { return m_secrets; }
 
     // Aborts the transaction in progress through libcurl's progress callback (within about a
     // second, whatever step it is in); later deliveries fail at once without connecting. A
@@ -191,7 +196,12 @@ public:
     void cancel() override;
 
 private:
+    // deliver_to() before redaction.
+    std::expected<Receipt, Failure> attempt(const Alert& alert,
+                                            const std::vector<std::string>& only);
+
     SmtpSettings m_settings;
+    Secrets m_secrets;
     std::string m_url_error; // not empty when settings.url was not a valid SMTP URL
     std::atomic<bool> m_cancelled{false};
 };

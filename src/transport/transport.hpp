@@ -3,6 +3,7 @@
 // whether trying again can help, and carry the peer's own words.
 
 #include "alert/alert.hpp"
+#include "util/redact.hpp"
 
 #include <chrono>
 #include <expected>
@@ -105,6 +106,12 @@ public:
     // deliver() then ends within its own time limit).
     virtual void cancel() {}
 };
+
+// `failure` with `secrets` replaced in its message (Secrets::redact): every transport passes
+// its Failures (and a Receipt's refusals and notes) through it before returning them, so
+// every sink of the words (log, spool, --status, --test) gets the redacted text.
+Failure redacted(Failure failure, const Secrets& secrets);
+Receipt redacted(Receipt receipt, const Secrets& secrets);
 
 // What the Failure of a deliver() ended by cancel() says after the channel's name
 // ("smtp://mx:25: cancelled: crashmail is stopping").

@@ -136,6 +136,11 @@ std::vector<std::pair<std::string, std::string>> fact_fields(const Alert& alert)
     if (alert.kind == AlertKind::spool) {
         return {{"Host", or_unknown(alert.host)}, {"Problem", "spool not writable"}};
     }
+    if (alert.kind == AlertKind::channel) {
+        return {{"Host", or_unknown(alert.host)},
+                {"Channel", or_unknown(alert.channel)},
+                {"State", alert.channel_recovered ? "works again" : "failing"}};
+    }
     std::vector<std::pair<std::string, std::string>> fields = {
         {"Process", shown_name(alert)},
         {"State", or_unknown(alert.state)},
@@ -253,6 +258,19 @@ void add_alertmanager_alerts(const Alert& alert, json& out) {
                                          alert.time + k_dropped_alert_lifetime));
         return;
     }
+    case AlertKind::channel: {
+        json labels = {{"alertname", k_channel_alert_name}, {"channel", alert.channel}};
+        if (!alert.host.empty()) {
+            labels["host"] = alert.host;
+        }
+        json annotations = {
+            {"summary", alert.subject}, {"description", alert.body}, {"id", alert.id}};
+        // Failing: open until the notice that it works again, which ends it (endsAt now).
+        out.push_back(
+            alertmanager_alert(std::move(labels), std::move(annotations), alert.time,
+                               alert.channel_recovered ? std::optional(alert.time) : std::nullopt));
+        return;
+    }
     case AlertKind::alert:
     case AlertKind::summary:
         out.push_back(alertmanager_alert(alertmanager_labels(alert, alert.state, alert.expected),
@@ -310,6 +328,9 @@ nlohmann::json webhook_document(const Alert& alert) {
     document["recovered_crashes"] =
         alert.recovered_crashes ? json(*alert.recovered_crashes) : json(nullptr);
     document["from_log"] = alert.from_log;
+    // Added within version 1: a channel's health (kind "channel").
+    document["channel"] = string_or_null(alert.channel);
+    document["channel_recovered"] = alert.channel_recovered;
     return document;
 }
 
@@ -354,9 +375,10 @@ nlohmann::json discord_payload(const Alert& alert) {
     }
     int color = k_discord_red;
     if (alert.kind == AlertKind::summary || alert.kind == AlertKind::dropped ||
-        alert.kind == AlertKind::spool) {
+        alert.kind == AlertKind::spool ||
+        (alert.kind == AlertKind::channel && !alert.channel_recovered)) {
         color = k_discord_orange;
-    } else if (alert.kind == AlertKind::recovery) {
+    } else if (alert.kind == AlertKind::recovery || alert.kind == AlertKind::channel) {
         color = k_discord_green;
     }
     json embed = {

@@ -77,6 +77,9 @@ inline constexpr std::chrono::hours k_dropped_alert_lifetime{1};
 // labels alertname and host, annotations summary, description and id; endsAt as a dropped
 // notice's.
 inline constexpr const char* k_spool_alert_name = "CrashmailSpoolNotWritable";
+// A channel's deliveries failing (kind "channel"), labelled channel=<its name>; the notice that
+// it works again resolves it.
+inline constexpr const char* k_channel_alert_name = "CrashmailChannelFailing";
 
 // Serialises a payload the way it goes on the wire: compact, UTF-8, invalid UTF-8 replaced
 // by U+FFFD instead of throwing.

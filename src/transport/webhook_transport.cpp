@@ -4,6 +4,7 @@
 #include "util/curl_handles.hpp"
 #include "util/text.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
@@ -178,6 +179,28 @@ std::expected<std::vector<std::string>, std::string> resolve_webhook_headers(
     return headers;
 }
 
+std::vector<std::string> header_variables(const std::vector<std::string>& specs) {
+    std::vector<std::string> names;
+    for (const std::string& spec : specs) {
+        for (std::size_t at = spec.find("${"); at != std::string::npos;
+             at = spec.find("${", at + 2)) {
+            const std::size_t close = spec.find('}', at + 2);
+            if (close == std::string::npos) {
+                break;
+            }
+            std::string name = spec.substr(at + 2, close - at - 2);
+            bool valid = !name.empty() && is_name_start(name.front());
+            for (char c : name) {
+                valid = valid && is_name_char(c);
+            }
+            if (valid && std::find(names.begin(), names.end(), name) == names.end()) {
+                names.push_back(std::move(name));
+            }
+        }
+    }
+    return names;
+}
+
 std::expected<std::string, std::string> normalize_webhook_url(std::string_view url) {
     const std::string text(url);
     curl::Url handle(curl_url());
@@ -256,6 +279,28 @@ WebhookTransport::WebhookTransport(WebhookSettings settings, std::shared_ptr<Htt
         }
     }
     m_display_url = redact_url(m_target_url);
+    m_secrets.add_all(url_secrets(m_settings.url));
+    m_secrets.add_all(url_secrets(m_target_url));
+    m_secrets.add(m_settings.hmac_secret);
+    for (const std::string& secret : m_settings.secrets) {
+        m_secrets.add(secret);
+    }
+    for (const std::string& header : m_settings.headers) {
+        // "Authorization: Bearer TOKEN": the credentials, and the token alone.
+        const auto colon = header.find(':');
+        std::string_view name = trim(std::string_view(header).substr(0, colon));
+        if (colon == std::string::npos || name.size() != 13 ||
+            !std::equal(name.begin(), name.end(), "authorization", [](char a, char b) {
+                return (a >= 'A' && a <= 'Z' ? char(a - 'A' + 'a') : a) == b;
+            })) {
+            continue;
+        }
+        std::string_view value = trim(std::string_view(header).substr(colon + 1));
+        m_secrets.add(value);
+        if (auto space = value.rfind(' '); space != std::string_view::npos) {
+            m_secrets.add(value.substr(space + 1));
+        }
+    }
 }
 
 std::string WebhookTransport::name() const {
@@ -299,13 +344,20 @@ std::expected<void, Failure> WebhookTransport::deliver(const Alert& alert) {
     HttpRequest request = build_request(alert);
     auto response = m_client->post(request);
     if (!response) {
-        return std::unexpected(std::move(response.error()));
+        return std::unexpected(redacted(std::move(response.error()), m_secrets));
     }
     std::optional<std::string_view> retry_after;
     if (response->retry_after) {
         retry_after = *response->retry_after;
     }
-    return classify_http_response(response->status, retry_after, response->body_start, name());
+    // Redacted before the body is cut to its first 200 bytes: a secret cut in half there
+    // would no longer be found.
+    auto done = classify_http_response(response->status, retry_after,
+                                       m_secrets.redact(response->body_start), name());
+    if (!done) {
+        return std::unexpected(redacted(std::move(done.error()), m_secrets));
+    }
+    return done;
 }
 
 void WebhookTransport::cancel() {

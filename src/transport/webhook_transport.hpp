@@ -4,6 +4,7 @@
 
 #include "transport/http_client.hpp"
 #include "transport/transport.hpp"
+#include "util/redact.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -29,6 +30,9 @@ struct WebhookSettings {
     std::string hmac_secret;          // empty: no X-Crashmail-Signature
     std::string cacert;               // empty: the system's CA bundle
     std::chrono::seconds timeout{30};
+    // More secrets to keep out of error words: the values ${VAR} references in headers
+    // expanded to (header_variables()).
+    std::vector<std::string> secrets;
 };
 
 class WebhookTransport final : public Transport {
@@ -49,7 +53,13 @@ public:
     // Returns a Failure classified by classify_http_response()/classify_curl_error(), its
     // message starting with name(): "slack https://hooks.slack.com/services/…: HTTP 404 ...".
     // After cancel(): a transient "<name()>: cancelled: crashmail is stopping", at once.
+    // The message is redacted of secrets() (a server that echoes the request path or a
+    // header in its error body), so no log, failed/ record or --status shows them.
     std::expected<void, Failure> deliver(const Alert& alert) override;
+
+    // What this channel keeps out of its error words: url_secrets() of its URLs, the HMAC
+    // key, settings.secrets and the credentials of Authorization headers.
+    const Secrets& secrets() const { return m_secrets; }
 
     // Ends the POST in progress within about a second (through HttpRequest::cancel, which
     // every request of this transport carries); later deliveries fail at once. A POST cut
@@ -72,6 +82,7 @@ private:
     std::shared_ptr<HttpClient> m_client;
     std::string m_target_url;
     std::string m_display_url;
+    Secrets m_secrets;
     std::atomic<bool> m_cancelled{false};
 };
 
@@ -93,6 +104,10 @@ std::string webhook_signature(std::string_view secret, std::string_view body);
 std::expected<std::vector<std::string>, std::string> resolve_webhook_headers(
     const std::vector<std::string>& specs,
     const std::function<std::optional<std::string>(const std::string&)>& getenv);
+
+// The names of the environment variables that ${NAME} references in `specs` name, in order,
+// each once (what resolve_webhook_headers() expands; invalid references are left out).
+std::vector<std::string> header_variables(const std::vector<std::string>& specs);
 
 // Checks a webhook URL with libcurl's URL parser: it must be absolute, http or https, with a
 // host. Returns the normalised URL or an error such as "ftp://x: only http and https URLs are

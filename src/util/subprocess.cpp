@@ -303,9 +303,23 @@ std::expected<UniqueFd, int> input_file(std::string_view input) {
 
 } // namespace
 
+std::vector<std::string> environment_without(const char* const* environment,
+                                             const std::vector<std::string>& hidden) {
+    std::vector<std::string> out;
+    for (const char* const* entry = environment; entry != nullptr && *entry != nullptr; ++entry) {
+        const std::string_view text(*entry);
+        const std::string_view name = text.substr(0, text.find('='));
+        if (std::find(hidden.begin(), hidden.end(), name) == hidden.end()) {
+            out.emplace_back(text);
+        }
+    }
+    return out;
+}
+
 SubprocessResult run_shell_command(const std::string& command, std::string_view input,
                                    std::chrono::milliseconds timeout,
-                                   const std::atomic<bool>* cancel) {
+                                   const std::atomic<bool>* cancel,
+                                   const std::vector<std::string>& hidden_environment) {
     SubprocessResult result;
     const auto deadline = Clock::now() + timeout;
     if (is_set(cancel)) {
@@ -339,9 +353,17 @@ SubprocessResult run_shell_command(const std::string& command, std::string_view 
     std::string dash_c = "-c";
     std::string command_copy = command;
     std::array<char*, 4> argv{shell.data(), dash_c.data(), command_copy.data(), nullptr};
+    // The child's environment, built before the spawn (posix_spawn takes it as it is).
+    std::vector<std::string> environment = environment_without(environ, hidden_environment);
+    std::vector<char*> envp;
+    envp.reserve(environment.size() + 1);
+    for (std::string& entry : environment) {
+        envp.push_back(entry.data());
+    }
+    envp.push_back(nullptr);
     pid_t pid = -1;
     if (int rc = posix_spawn(&pid, shell.c_str(), setup.actions(), setup.attributes(), argv.data(),
-                             environ);
+                             envp.data());
         rc != 0) {
         result.start_error = error_text("cannot run /bin/sh", rc);
         return result;

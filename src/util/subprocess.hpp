@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace crashmail {
 
@@ -45,9 +46,18 @@ inline constexpr std::size_t k_subprocess_output_limit = 8 * 1024;
 // looked at before the command starts (then nothing is run: started false) and at least every
 // 100 ms while it runs; once set, the process group is ended as on a time-out (SIGTERM,
 // SIGKILL a second later, reaped) and cancelled is set instead of timed_out, so the call
-// returns within about a second. `*cancel` must outlive the call. Thread-safe.
+// returns within about a second. `*cancel` must outlive the call. The child's environment is
+// crashmail's without the variables named in `hidden_environment` (secrets the command has
+// no business with: CRASHMAIL_SMTP_PASSWORD, the ${VAR}s of webhook headers). Thread-safe
+// (as long as nobody changes the environment meanwhile: crashmail never does).
 SubprocessResult run_shell_command(const std::string& command, std::string_view input,
                                    std::chrono::milliseconds timeout,
-                                   const std::atomic<bool>* cancel = nullptr);
+                                   const std::atomic<bool>* cancel = nullptr,
+                                   const std::vector<std::string>& hidden_environment = {});
+
+// `environment` (a NULL-terminated "NAME=value" array such as environ) without the entries
+// whose NAME is one of `hidden`, in order. Pure.
+std::vector<std::string> environment_without(const char* const* environment,
+                                             const std::vector<std::string>& hidden);
 
 } // namespace crashmail

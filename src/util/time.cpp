@@ -17,7 +17,38 @@ std::tm local_tm(TimePoint time) {
     return tm;
 }
 
+long milliseconds_of(TimePoint time) {
+    auto millis =
+        std::chrono::duration_cast<std::chrono::milliseconds>(time.time_since_epoch()).count() %
+        1000;
+    return static_cast<long>(millis < 0 ? millis + 1000 : millis);
+}
+
+// "+0100" (`colon`: "+01:00") for the offset of `tm`.
+std::string utc_offset(const std::tm& tm, bool colon) {
+    long minutes = tm.tm_gmtoff / 60;
+    const char sign = minutes < 0 ? '-' : '+';
+    minutes = minutes < 0 ? -minutes : minutes;
+    return fmt::format("{}{:02}{}{:02}", sign, minutes / 60, colon ? ":" : "", minutes % 60);
+}
+
 } // namespace
+
+std::string asctime_local_zone(TimePoint time) {
+    return asctime_local(time) + " " + utc_offset(local_tm(time), false);
+}
+
+std::string clock_local(TimePoint time) {
+    const std::tm tm = local_tm(time);
+    return fmt::format("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+std::string iso8601_local(TimePoint time) {
+    const std::tm tm = local_tm(time);
+    return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}{}", tm.tm_year + 1900,
+                       tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                       milliseconds_of(time), utc_offset(tm, true));
+}
 
 std::string asctime_local(TimePoint time) {
     std::tm tm = local_tm(time);

@@ -18,6 +18,18 @@ std::string asctime_local(TimePoint time);
 // log lines start with it), or std::nullopt when `text` does not start with one.
 std::optional<TimePoint> parse_asctime_local(std::string_view text);
 
+// "2026-11-25 22:03:10,123 +0100": asctime_local() and the zone's numeric UTC offset, the
+// time of subjects ({time}): superlance's format, no longer ambiguous across zones or at the
+// autumn change of summer time.
+std::string asctime_local_zone(TimePoint time);
+
+// "2026-11-25T22:03:10.123+01:00": ISO 8601 (RFC 3339) in local time with milliseconds and
+// the numeric offset: what every stderr line starts with.
+std::string iso8601_local(TimePoint time);
+
+// "22:03:10": the local time of day, for log lines (which carry the date and zone first).
+std::string clock_local(TimePoint time);
+
 // "Wed, 25 Nov 2026 22:03:10 +0100": an RFC 5322 Date in local time with its offset.
 std::string rfc5322_local(TimePoint time);
 

@@ -63,6 +63,16 @@ def _find_crashmail() -> str:
 
 CRASHMAIL = _find_crashmail()
 
+# What every line crashmail logs starts with: its local time, milliseconds and UTC offset,
+# then " crashmail: " ("2026-12-02T17:40:01.123+01:00 crashmail: ...").
+LOG_TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d"
+
+
+def without_log_times(text: str) -> str:
+    """crashmail's stderr with each line's leading time taken off (lines without one are kept
+    as they are, so that an exact comparison still fails for them)."""
+    return re.sub(r"(?m)^" + LOG_TIME + r" (?=crashmail: )", "", text)
+
 
 # --------------------------------------------------------------------------- skipping
 

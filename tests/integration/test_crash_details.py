@@ -305,7 +305,8 @@ class ConfigAndTemplateErrors(unittest.TestCase):
     def test_bad_template_is_a_configuration_error_with_its_position(self):
         done = h.run_crashmail(["-m", ADDR, "--body", "Process {process} {procss}", "--test"])
         self.assertEqual(done.returncode, EX_CONFIG)
-        self.assertEqual(done.stderr,
+        self.assertRegex(done.stderr, r"^" + h.LOG_TIME + " crashmail: ")
+        self.assertEqual(h.without_log_times(done.stderr),
                          "crashmail: error: --body: unknown field {procss} at position 19\n")
         done = h.run_crashmail(["-m", ADDR, "--subject", "{name} }", "--test"])
         self.assertEqual(done.returncode, EX_CONFIG)

@@ -81,8 +81,22 @@ class TestCrashLoopFloodControl(unittest.TestCase):
         # Every summary is one Message-ID of its own (no duplicates).
         ids = [m["Message-ID"] for m in mails]
         self.assertEqual(len(ids), len(set(ids)))
-        self.assertIn("counted by flood control", log)
-        self.assertIn("summary", log)
+        # One line for the window's counted crashes, not one per crash; the summary's line
+        # says how many.
+        counted = re.findall(r"(?m)^.*counted by flood control \(no alert\).*$", log)
+        self.assertEqual(len(counted), 1, log)
+        self.assertRegex(counted[0], r"looper EXITED: counted by flood control \(no alert\); "
+                                     r"further crashes of looper are counted until "
+                                     r"\d\d:\d\d:\d\d, then summarised$")
+        self.assertRegex(log, r"looper: %d events counted by flood control: summary "
+                         % (crashes - 3))
+        # Every line starts with its time (supervisord's log files have none).
+        for line in log.splitlines():
+            self.assertRegex(line, r"^" + h.LOG_TIME + r" crashmail: ")
+        # Subjects: superlance's time, then the zone's offset.
+        for alert in alerts:
+            self.assertRegex(alert["Subject"], r"^looper crashed at \d{4}-\d\d-\d\d "
+                                               r"\d\d:\d\d:\d\d,\d{3} [+-]\d{4}$")
 
 
     def test_sigkilled_crashmail_loses_no_count_and_counts_nothing_twice(self):

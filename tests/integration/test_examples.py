@@ -516,6 +516,9 @@ class ExampleIndex(unittest.TestCase):
                 # startsecs=0 would restart a misconfigured crashmail forever.
                 self.assertNotRegex(text, r"(?m)^startsecs=")
                 self.assertRegex(text, r"(?m)^autorestart=true$")
+                # stdout is protocol chatter; stderr is crashmail's log.
+                self.assertRegex(text, r"(?m)^stdout_logfile=NONE$")
+                self.assertRegex(text, r"(?m)^stderr_logfile=\S+$")
                 # Secrets never on the command line.
                 command = re.search(r"(?ms)^command=(.*?)(?=^\S)", text).group(1)
                 self.assertNotIn("change-me", command)
@@ -532,7 +535,7 @@ class ExampleIndex(unittest.TestCase):
         # checks all options, then only lists an empty spool).
         done = harness.run_crashmail(["--config", os.path.join(EXAMPLES, "crashmail.ini"),
                                       "--status", "--spool", tmpdir("crashmail-spool-")])
-        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(done.returncode, 3, done.stderr)  # UNKNOWN: no listener directory
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ where Postfix's local(8) records the envelope sender as Return-Path.
   SendmailChannel     the default sendmail command (Postfix's /usr/sbin/sendmail -t -i): --from
                       sets the envelope sender (Return-Path); without it Postfix's default.
 
-Needs root, the postfix package (packaging/install-deps.sh installs it, stopped and not
+Needs root, the postfix package (tests/install-test-deps.sh installs it, stopped and not
 enabled) and a free port 25; otherwise every test is skipped with the reason, and the script
 exits 77 (CTest: skipped). A Postfix that already runs is never touched (skipped too).
 """
@@ -142,7 +142,7 @@ class Postfix:
             return "needs root (runs postfix start/stop and edits %s)" % cls.MAIN_CF
         for tool in (POSTFIX, POSTCONF, POSTSUPER, SENDMAIL):
             if not os.access(tool, os.X_OK):
-                return "postfix is not installed (no %s; packaging/install-deps.sh)" % tool
+                return "postfix is not installed (no %s; tests/install-test-deps.sh)" % tool
         if not os.path.isfile(cls.MAIN_CF):
             return "postfix is not installed (no %s)" % cls.MAIN_CF
         if _run([POSTFIX, "status"]).returncode == 0:

@@ -43,6 +43,8 @@ SCHEMA_TYPES = {
     "items": list,
     # Added within version 1 (events supervisord discarded).
     "discarded": int, "recovered_crashes": (int, type(None)), "from_log": bool,
+    # Added within version 1 (a channel's health, kind "channel").
+    "channel": (str, type(None)), "channel_recovered": bool,
 }
 
 
@@ -377,6 +379,58 @@ class TestUnderSupervisord(unittest.TestCase):
         self.assertIn("crashy", payload["text"])
         self.assertEqual(alerts[0]["labels"]["state"], "EXITED")
         self.assertEqual(alerts[0]["annotations"]["summary"], str(mails[0]["Subject"]))
+
+
+class TestChannelHealth(unittest.TestCase):
+    """A channel whose deliveries fail for good is told about through the other channels
+    (a webhook and a real Alertmanager), never through itself, and once more when it works
+    again."""
+
+    def setUp(self):
+        h.require("/usr/bin/supervisord", ALERTMANAGER)
+
+    def test_a_dead_channel_is_told_through_the_others_and_when_it_works_again(self):
+        with HttpSink() as good, HttpSink(replies=[Reply(400, body="no such hook")]) as bad, \
+                Alertmanager(h.tmpdir()) as am:
+            sup = h.Supervisord()
+            sup.add(h.crash_once_program("crashy", status=3))
+            sup.add_listener("crashmail", ["-a", "--webhook", good.url("/good"),
+                                           "--webhook", bad.url("/bad"),
+                                           "--alertmanager", am.url])
+            with sup:
+                kinds = lambda: [r.json()["kind"] for r in good.requests]
+                h.wait_until(lambda: "channel" in kinds(), 30, what="the channel notice")
+                notice = next(r.json() for r in good.requests if r.json()["kind"] == "channel")
+                failing = am.wait_for_alerts(
+                    lambda a: a["labels"].get("alertname") == "CrashmailChannelFailing")
+                # The receiver is fixed; the next crash goes through it, and the others hear.
+                bad.script(Reply(200))
+                with sup.rpc() as proxy:
+                    proxy.supervisor.startProcess("crashy")
+                h.wait_until(lambda: kinds().count("channel") >= 2, 30,
+                             what="the notice that the channel works again")
+                recovered = [r.json() for r in good.requests
+                             if r.json()["kind"] == "channel"][1]
+                # Alertmanager: the notice that it works again ends the alert.
+                h.wait_until(lambda: not any(
+                    a["labels"].get("alertname") == "CrashmailChannelFailing"
+                    for a in am.alerts()), 30, what="CrashmailChannelFailing to end")
+                sup.wait_listener_idle("crashmail", at_least=2)
+                stderr = sup.listener_stderr("crashmail")
+            bad_kinds = [r.json()["kind"] for r in bad.requests]
+        self.assertIn("/bad", notice["channel"])
+        self.assertFalse(notice["channel_recovered"])
+        self.assertIn("is failing; ", notice["subject"])
+        self.assertIn("HTTP 400", notice["message"])
+        self.assertIn("no such hook", notice["message"])
+        self.assertEqual(len(failing), 1, failing)
+        self.assertIn("/bad", failing[0]["labels"]["channel"])
+        self.assertTrue(recovered["channel_recovered"])
+        self.assertIn("works again", recovered["subject"])
+        self.assertNotIn("channel", bad_kinds)  # never told about itself
+        self.assertRegex(stderr, r"channel \S+ \S*/bad is failing \(a delivery failed for "
+                                 r"good\): .*HTTP 400")
+        self.assertRegex(stderr, r"channel \S+ \S*/bad works again")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <mutex>
@@ -96,7 +97,7 @@ TEST_CASE("display_name is the process alone, or group:process", "[alert]") {
 
 TEST_CASE("an unexpected exit reads exactly like superlance's crashmail", "[alert]") {
     Alert alert = alert_for(from_fixture("PROCESS_STATE_EXITED.bin"));
-    const std::string when = crashmail::timefmt::asctime_local(k_now);
+    const std::string when = crashmail::timefmt::asctime_local_zone(k_now);
     CHECK(alert.subject == "crasher crashed at " + when);
     std::vector<std::string> body = lines(alert.body);
     REQUIRE(body.size() == 5);
@@ -108,10 +109,21 @@ TEST_CASE("an unexpected exit reads exactly like superlance's crashmail", "[aler
     CHECK(body[4] == "Event: PROCESS_STATE_EXITED (serial 20)");
 }
 
+TEST_CASE("the subject's time is superlance's with the zone's numeric offset", "[alert][time]") {
+    ::setenv("TZ", "Asia/Kolkata", 1);
+    ::tzset();
+    Alert alert = alert_for(from_fixture("PROCESS_STATE_EXITED.bin"));
+    ::unsetenv("TZ");
+    ::tzset();
+    // "YYYY-MM-DD HH:MM:SS,mmm" as superlance wrote it, then "+0530".
+    CHECK_THAT(alert.subject, Catch::Matches("crasher crashed at \\d{4}-\\d\\d-\\d\\d "
+                                             "\\d\\d:\\d\\d:\\d\\d,\\d{3} \\+0530"));
+}
+
 TEST_CASE("the -o prefix goes before the subject as 'PREFIX: '", "[alert]") {
     Alert alert = alert_for(from_fixture("PROCESS_STATE_EXITED.bin"), "prod-web");
     CHECK(alert.subject ==
-          "prod-web: crasher crashed at " + crashmail::timefmt::asctime_local(k_now));
+          "prod-web: crasher crashed at " + crashmail::timefmt::asctime_local_zone(k_now));
 }
 
 TEST_CASE("a grouped process is named group:process in the subject", "[alert]") {
@@ -131,7 +143,7 @@ TEST_CASE("a missing pid is written as 'pid unknown'", "[alert]") {
 TEST_CASE("an expected exit is not called a crash", "[alert]") {
     Alert alert = alert_for(exited("crasher", "crasher", 12, true));
     CHECK(alert.subject ==
-          "crasher exited (expected) at " + crashmail::timefmt::asctime_local(k_now));
+          "crasher exited (expected) at " + crashmail::timefmt::asctime_local_zone(k_now));
     CHECK_THAT(alert.body, Catch::StartsWith("Process crasher in group crasher exited (expected) "
                                              "(pid 12) from state RUNNING\n"));
     CHECK(alert.expected == std::optional<bool>(true));
@@ -140,7 +152,7 @@ TEST_CASE("an expected exit is not called a crash", "[alert]") {
 TEST_CASE("FATAL and BACKOFF say which state was entered", "[alert]") {
     Alert fatal = alert_for(from_fixture("PROCESS_STATE_FATAL.bin"));
     CHECK(fatal.subject == "nocmd is FATAL: supervisord gave up starting it at " +
-                               crashmail::timefmt::asctime_local(k_now));
+                               crashmail::timefmt::asctime_local_zone(k_now));
     CHECK_THAT(fatal.body,
                Catch::StartsWith("Process nocmd in group nocmd entered state FATAL from state "
                                  "BACKOFF: it could not be started and will not be retried\n\n"

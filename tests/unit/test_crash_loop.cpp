@@ -10,7 +10,9 @@
 #include <future>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <sys/mman.h>
 #include <thread>
+#include <unistd.h>
 
 using namespace crashmail;
 using crashmail::testing::HoldingSink;
@@ -489,6 +491,72 @@ TEST_CASE("a story that only alerted survives a SIGKILL: no second 'first crash'
     CHECK(again.tick() == 1);
     REQUIRE(after.alerts.size() == 1);
     CHECK(after.alerts[0].kind == AlertKind::recovery);
+}
+
+TEST_CASE("counting() tells how many a window counted so far and until when", "[crash_loop]") {
+    CrashLoops loops(limit(1, 600s));
+    CHECK_FALSE(loops.counting("crashy", "crashy"));
+    loops.on_alert_event(event("EXITED", 1), k_t0); // alerted
+    CHECK_FALSE(loops.counting("crashy", "crashy"));
+    loops.on_alert_event(event("EXITED", 2), k_t0 + 10s);
+    auto counting = loops.counting("crashy", "crashy");
+    REQUIRE(counting);
+    CHECK(counting->counted == 1);
+    CHECK(counting->until == k_t0 + 600s);
+    loops.on_alert_event(event("EXITED", 3), k_t0 + 20s);
+    CHECK(loops.counting("crashy", "crashy")->counted == 2);
+    CHECK_FALSE(loops.counting("other", "other"));
+    // The summary accounts for them: the next window starts counting afresh.
+    CHECK(loops.due(k_t0 + 600s).size() == 1);
+    CHECK_FALSE(loops.counting("crashy", "crashy"));
+    loops.on_alert_event(event("EXITED", 4), k_t0 + 610s);
+    REQUIRE(loops.counting("crashy", "crashy"));
+    CHECK(loops.counting("crashy", "crashy")->counted == 1);
+    CHECK(loops.counting("crashy", "crashy")->until == k_t0 + 1200s);
+}
+
+TEST_CASE("flood control logs one line per process and window, not one per counted crash",
+          "[crash_loop][log]") {
+    HoldingSink sink;
+    CrashLoopMonitorSettings settings;
+    settings.loops = limit(2, 600s);
+    settings.context = AlertContext{"host", ""};
+    settings.now = [] { return k_t0; };
+    settings.alert_id = [](const Event& e, std::string_view) {
+        return "s" + std::to_string(e.header.serial);
+    };
+    ProcessStateChange change;
+    change.state = "EXITED";
+    change.process_name = "crashy";
+    change.group_name = "crashy";
+    change.expected = false;
+    CrashLoopMonitor monitor(settings, sink, nullptr);
+    const int capture = ::memfd_create("stderr", MFD_CLOEXEC);
+    REQUIRE(capture >= 0);
+    const int saved = ::dup(2);
+    ::dup2(capture, 2);
+    for (std::uint64_t serial = 1; serial <= 12; ++serial) {
+        monitor.on_alert_event(crash_event(serial), change);
+    }
+    ::dup2(saved, 2);
+    ::close(saved);
+    std::string logged(64 * 1024, '\0');
+    const ssize_t n = ::pread(capture, logged.data(), logged.size(), 0);
+    ::close(capture);
+    REQUIRE(n > 0);
+    logged.resize(static_cast<std::size_t>(n));
+    auto count = [&](std::string_view what) {
+        std::size_t found = 0;
+        for (auto at = logged.find(what); at != std::string::npos; at = logged.find(what, at + 1)) {
+            ++found;
+        }
+        return found;
+    };
+    INFO(logged);
+    CHECK(count(": alert s") == 2);                // two alerts, a line each
+    CHECK(count("counted by flood control") == 1); // ten counted, one line
+    CHECK(count("further crashes of crashy are counted until ") == 1);
+    CHECK(count("\n") == 3);
 }
 
 TEST_CASE("the monitor's clock sends a summary without any event", "[crash_loop]") {

@@ -221,7 +221,7 @@ TEST_CASE("a mail has its headers in order and superlance's text", "[mail]") {
     CHECK(message.header("From") == "crashmail@host.example.com");
     CHECK(message.header("To") == "ops@example.com, dev@example.com");
     CHECK(message.header("Subject") ==
-          "crasher crashed at " + crashmail::timefmt::asctime_local(k_now));
+          "crasher crashed at " + crashmail::timefmt::asctime_local_zone(k_now));
     CHECK(message.header("Date") == crashmail::timefmt::rfc5322_local(k_now));
     CHECK(message.header("Message-ID") ==
           "<20261125T220310.000.20.0123456789abcdef@host.example.com>");

@@ -1,6 +1,7 @@
 // The sendmail transport and the subprocess runner under it, with real /bin/sh commands.
 
 #include "alert/mail_message.hpp"
+#include "log_lines.hpp"
 #include "transport/sendmail_transport.hpp"
 #include "util/subprocess.hpp"
 
@@ -89,9 +90,10 @@ public:
     StderrCapture& operator=(const StderrCapture&) = delete;
     ~StderrCapture() { restore(); }
 
+    // Restores fd 2 and returns what was logged meanwhile, without the lines' times.
     std::string finish() {
         restore();
-        return read_file(m_path);
+        return crashmail::testing::without_log_times(read_file(m_path));
     }
 
 private:
@@ -232,6 +234,34 @@ TEST_CASE("the input arrives intact at the command's stdin", "[subprocess]") {
     CHECK(result.output.empty());
     CHECK(read_file(file) == input);
     CHECK(no_children_left());
+}
+
+TEST_CASE("the child's environment lacks the hidden variables, and keeps the rest",
+          "[subprocess][secrets]") {
+    ::setenv("CRASHMAIL_SMTP_PASSWORD", "smtp-secret-1", 1);
+    ::setenv("H2_TEST_TOKEN", "header-secret-2", 1);
+    ::setenv("H2_TEST_PLAIN", "kept", 1);
+    const auto result = run_shell_command(
+        "env", "", 5s, nullptr, {"CRASHMAIL_SMTP_PASSWORD", "H2_TEST_TOKEN", "NOT_SET_AT_ALL"});
+    const auto inherited = run_shell_command("env", "", 5s);
+    ::unsetenv("CRASHMAIL_SMTP_PASSWORD");
+    ::unsetenv("H2_TEST_TOKEN");
+    ::unsetenv("H2_TEST_PLAIN");
+    REQUIRE(result.succeeded());
+    CHECK_THAT(result.output, !Catch::Contains("CRASHMAIL_SMTP_PASSWORD"));
+    CHECK_THAT(result.output, !Catch::Contains("smtp-secret-1"));
+    CHECK_THAT(result.output, !Catch::Contains("header-secret-2"));
+    CHECK_THAT(result.output, Catch::Contains("H2_TEST_PLAIN=kept"));
+    CHECK_THAT(result.output, Catch::Contains("PATH="));
+    // Without the list, everything is inherited (the test can fail).
+    CHECK_THAT(inherited.output, Catch::Contains("H2_TEST_TOKEN=header-secret-2"));
+}
+
+TEST_CASE("environment_without drops exactly the named entries", "[subprocess][secrets]") {
+    const char* const environment[] = {"A=1", "AB=2", "B=x=y", "C", "A_=3", nullptr};
+    CHECK(environment_without(environment, {"A", "B", "C"}) ==
+          std::vector<std::string>{"AB=2", "A_=3"});
+    CHECK(environment_without(nullptr, {"A"}).empty());
 }
 
 TEST_CASE("empty input gives the command an immediate end of file", "[subprocess]") {
@@ -653,6 +683,22 @@ TEST_CASE("sendmail_failure says what happened, with the command and its words",
 }
 
 // ---- SendmailTransport --------------------------------------------------------------------
+
+TEST_CASE("a sendmail command inherits no hidden secret; its output is redacted",
+          "[sendmail][secrets]") {
+    ::setenv("CRASHMAIL_SMTP_PASSWORD", "smtp-secret-1", 1);
+    auto settings =
+        settings_for("cat >/dev/null; echo smtp-secret-1; env | grep CRASHMAIL_SMTP; exit 75");
+    settings.hidden_environment = {"CRASHMAIL_SMTP_PASSWORD"};
+    settings.secrets.add("smtp-secret-1");
+    SendmailTransport transport(settings);
+    const auto delivered = transport.deliver(sample_alert());
+    ::unsetenv("CRASHMAIL_SMTP_PASSWORD");
+    REQUIRE_FALSE(delivered.has_value());
+    CHECK_THAT(delivered.error().message, !Catch::Contains("CRASHMAIL_SMTP_PASSWORD"));
+    CHECK_THAT(delivered.error().message, !Catch::Contains("smtp-secret-1"));
+    CHECK_THAT(delivered.error().message, Catch::Contains("<redacted>"));
+}
 
 TEST_CASE("the sendmail transport is named after its command", "[sendmail]") {
     const SendmailTransport transport(settings_for("/usr/sbin/sendmail -t -i"));

@@ -1,5 +1,6 @@
 #include "app/status.hpp"
 #include "delivery/spool.hpp"
+#include "log_lines.hpp"
 
 #include <catch2/catch.hpp>
 #include <cstdlib>
@@ -75,7 +76,8 @@ public:
     std::string finish() {
         restore();
         std::ifstream in(m_path);
-        return std::string(std::istreambuf_iterator<char>(in), {});
+        return crashmail::testing::without_log_times(
+            std::string(std::istreambuf_iterator<char>(in), {})); // checks and drops the times
     }
 
 private:
@@ -223,7 +225,7 @@ TEST_CASE("status lists pending and failed alerts with channel, attempts and err
     REQUIRE((*spool)->save(record("a1")));
     REQUIRE((*spool)->fail(record("a2")));
     for (const fs::path& root : {temp.path, temp.path / "crashmail"}) {
-        std::string report = status_report(root);
+        std::string report = status_report(root).text;
         INFO(report);
         CHECK_THAT(report, Catch::Contains("pending  a1 grp:wörker"));
         CHECK_THAT(report, Catch::Contains("failed   a2 grp:wörker"));
@@ -231,7 +233,7 @@ TEST_CASE("status lists pending and failed alerts with channel, attempts and err
                                            "421 busy (transient)"));
         CHECK_THAT(report, Catch::EndsWith("1 pending, 1 failed\n"));
     }
-    CHECK_THAT(status_report(temp.path / "nothing"), Catch::Contains("no spool under"));
+    CHECK_THAT(status_report(temp.path / "nothing").text, Catch::Contains("no spool under"));
 }
 
 TEST_CASE("status says how many events supervisord discarded and what became of them",
@@ -239,12 +241,12 @@ TEST_CASE("status says how many events supervisord discarded and what became of 
     TempDir temp;
     auto spool = DirectorySpool::open(temp.path / "crashmail");
     REQUIRE(spool);
-    CHECK_THAT(status_report(temp.path), !Catch::Contains("discarded"));
+    CHECK_THAT(status_report(temp.path).text, !Catch::Contains("discarded"));
     REQUIRE((*spool)->save_state("discards",
                                  R"({"version":1,"totals":{"discarded":280,"recovered":275,)"
                                  R"("unrecoverable":0,"notices":2}})",
                                  Durability::disk));
-    std::string report = status_report(temp.path);
+    std::string report = status_report(temp.path).text;
     CHECK_THAT(report, Catch::Contains("supervisord discarded 280 event(s): 275 crash(es) "
                                        "recovered from its log, 0 event(s) not recoverable; 2 "
                                        "notice(s) sent"));
@@ -255,6 +257,7 @@ TEST_CASE("the listener's directory is named after its process", "[spool]") {
     CHECK(listener_spool("/var/spool/crashmail", "crashmail") == "/var/spool/crashmail/crashmail");
     CHECK(listener_spool("/s", "a/b") == "/s/a_b");
     CHECK(listener_spool("/s", "..") == "/s/crashmail");
+    CHECK(listener_spool("/s", "users") == "/s/users.listener");
 }
 
 TEST_CASE("state documents are saved, synced and read back, privately", "[spool]") {

@@ -64,7 +64,7 @@ TEST_CASE("every field has its value", "[templates]") {
     CHECK(render("{event}", alert) == "PROCESS_STATE_EXITED");
     CHECK(render("{serial}", alert) == "5");
     CHECK(render("{id}", alert) == "s5.0123456789abcdef");
-    CHECK(render("{time}", alert) == timefmt::asctime_local(alert.time));
+    CHECK(render("{time}", alert) == timefmt::asctime_local_zone(alert.time));
     CHECK(render("{time_utc}", alert) == "2026-11-25T22:54:07.011Z");
     CHECK(render("{prefix}", alert) == "ops");
     CHECK(render("{default_subject}", alert) == alert.subject);

@@ -29,6 +29,41 @@ TEST_CASE("the subject's time is superlance's childutils.get_asctime format", "[
     CHECK(asctime_local(k_when) == "2026-11-25 22:03:10,123");
 }
 
+TEST_CASE("subjects keep superlance's time and add the numeric offset", "[time]") {
+    {
+        InZone utc("UTC");
+        CHECK(asctime_local_zone(k_when) == "2026-11-25 22:03:10,123 +0000");
+    }
+    {
+        InZone india("Asia/Kolkata");
+        CHECK(asctime_local_zone(k_when) == "2026-11-26 03:33:10,123 +0530");
+    }
+    {
+        InZone new_york("America/New_York");
+        CHECK(asctime_local_zone(k_when) == "2026-11-25 17:03:10,123 -0500");
+        // The subject's time still reads back as supervisord's log time (the zone follows).
+        CHECK(parse_asctime_local(asctime_local_zone(k_when)) == k_when);
+    }
+}
+
+TEST_CASE("log lines start with ISO 8601 local time, milliseconds and the offset", "[time][log]") {
+    {
+        InZone utc("UTC");
+        CHECK(iso8601_local(k_when) == "2026-11-25T22:03:10.123+00:00");
+    }
+    {
+        InZone india("Asia/Kolkata");
+        CHECK(iso8601_local(k_when) == "2026-11-26T03:33:10.123+05:30");
+    }
+    {
+        InZone new_york("America/New_York");
+        CHECK(iso8601_local(k_when) == "2026-11-25T17:03:10.123-05:00");
+        // Summer time: the offset follows the date, not the zone's standard offset.
+        const TimePoint july{std::chrono::milliseconds(1783000000007)};
+        CHECK(iso8601_local(july) == "2026-07-02T09:46:40.007-04:00");
+    }
+}
+
 TEST_CASE("Date headers are RFC 5322 with the local offset", "[time]") {
     {
         InZone utc("UTC");

@@ -92,15 +92,37 @@ bool is_valid_utf8(const std::string& text) {
 
 TEST_CASE("the webhook document carries every schema field with its type", "[webhook]") {
     json document = webhook_document(crash_alert());
-    const std::vector<std::string> fields = {
-        "version",    "id",         "event",        "state",
-        "process",    "group",      "from_state",   "pid",
-        "expected",   "serial",     "host",         "time",
-        "subject",    "message",    "exit_status",  "spawn_error",
-        "log_tail",   "log_source", "details_note", "kind",
-        "occurrence", "suppressed", "story_start",  "window_seconds",
-        "resolves",   "items",      "discarded",    "recovered_crashes",
-        "from_log"};
+    const std::vector<std::string> fields = {"version",
+                                             "id",
+                                             "event",
+                                             "state",
+                                             "process",
+                                             "group",
+                                             "from_state",
+                                             "pid",
+                                             "expected",
+                                             "serial",
+                                             "host",
+                                             "time",
+                                             "subject",
+                                             "message",
+                                             "exit_status",
+                                             "spawn_error",
+                                             "log_tail",
+                                             "log_source",
+                                             "details_note",
+                                             "kind",
+                                             "occurrence",
+                                             "suppressed",
+                                             "story_start",
+                                             "window_seconds",
+                                             "resolves",
+                                             "items",
+                                             "discarded",
+                                             "recovered_crashes",
+                                             "from_log",
+                                             "channel",
+                                             "channel_recovered"};
     for (const std::string& field : fields) {
         INFO(field);
         CHECK(document.contains(field));
