@@ -143,10 +143,17 @@ channel_health_from_json(std::string_view text) {
     return conditions;
 }
 
-ChannelHealthMonitor::ChannelHealthMonitor(ChannelHealthSettings settings, std::size_t channels,
-                                           StateStore* store,
-                                           std::function<void(const ChannelNotice&)> notify)
-    : m_notify(std::move(notify)), m_store(store), m_others(channels > 1), m_health(settings) {}
+ChannelHealthMonitor::ChannelHealthMonitor(
+    ChannelHealthSettings settings, std::size_t channels, StateStore* store,
+    std::function<void(const ChannelNotice&)> notify,
+    std::function<void(const std::string&, const std::string&, AttemptResult)> on_attempt)
+    : m_notify(std::move(notify)), m_on_attempt(std::move(on_attempt)), m_store(store),
+      m_others(channels > 1), m_health(settings) {}
+
+std::map<std::string, ChannelCondition> ChannelHealthMonitor::conditions() {
+    std::lock_guard lock(m_mutex);
+    return m_health.conditions();
+}
 
 ChannelHealthMonitor::~ChannelHealthMonitor() {
     stop();
@@ -201,6 +208,9 @@ void ChannelHealthMonitor::observe(const std::string& key, const std::string& na
         }
         save_locked();
         m_changed.notify_all();
+    }
+    if (m_on_attempt) {
+        m_on_attempt(key, name, result);
     }
     deliver(notices);
 }

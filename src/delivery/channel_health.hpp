@@ -101,8 +101,12 @@ public:
     // `notify` is called (no lock held, on the caller's or the monitor's thread) with each
     // notice; `others` says whether a channel other than the notice's exists. `store` may be
     // nullptr.
-    ChannelHealthMonitor(ChannelHealthSettings settings, std::size_t channels, StateStore* store,
-                         std::function<void(const ChannelNotice&)> notify);
+    // `on_attempt`, when set, is also told every attempt (no lock held; metrics).
+    ChannelHealthMonitor(
+        ChannelHealthSettings settings, std::size_t channels, StateStore* store,
+        std::function<void(const ChannelNotice&)> notify,
+        std::function<void(const std::string& key, const std::string& name, AttemptResult result)>
+            on_attempt = {});
     ~ChannelHealthMonitor();
     ChannelHealthMonitor(const ChannelHealthMonitor&) = delete;
     ChannelHealthMonitor& operator=(const ChannelHealthMonitor&) = delete;
@@ -110,6 +114,8 @@ public:
     // From a channel worker, after each attempt.
     void observe(const std::string& key, const std::string& name, AttemptResult result,
                  const std::string& words, std::size_t waiting);
+    // A copy of every channel's condition seen so far, by key (heartbeat, metrics).
+    std::map<std::string, ChannelCondition> conditions();
     void start();
     void stop();
 
@@ -119,6 +125,7 @@ private:
     void run();
 
     std::function<void(const ChannelNotice&)> m_notify;
+    std::function<void(const std::string&, const std::string&, AttemptResult)> m_on_attempt;
     StateStore* m_store;
     bool m_others;
     std::mutex m_mutex; // guards what follows; held across the small state-file write only

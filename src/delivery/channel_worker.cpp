@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <limits>
 #include <mutex>
+#include <optional>
 #include <queue>
 #include <set>
 #include <thread>
@@ -54,7 +55,11 @@ struct ChannelWorker::Core {
     std::condition_variable changed;
     std::priority_queue<Task, std::vector<Task>, std::greater<>> tasks;
     std::unordered_set<std::string> queued; // ids in `tasks` or in flight
-    bool overflowed = false;                // the outbox holds work not in `tasks`
+    std::string in_flight;                  // the id being delivered, if `busy`
+    // Queued again while in flight (a record stored anew under the same id, e.g. a digest
+    // rebuilt after a crash or a requeued failed alert): looked at again after the flight.
+    std::optional<Clock::time_point> again;
+    bool overflowed = false; // the outbox holds work not in `tasks`
     bool busy = false;
     bool stopping = false;
     std::thread thread;
@@ -65,6 +70,10 @@ struct ChannelWorker::Core {
 
     // Returns false when the queue is full (the work stays in the outbox). With `mutex` held.
     bool push(Task task, std::size_t limit) {
+        if (busy && task.id == in_flight) {
+            again = again ? std::min(*again, task.due) : task.due;
+            return true;
+        }
         if (queued.contains(task.id)) {
             return true;
         }
@@ -290,19 +299,25 @@ struct ChannelWorker::Core {
             Task task = tasks.top();
             tasks.pop();
             busy = true;
+            in_flight = task.id;
+            again.reset();
             lock.unlock();
             std::optional<Alert> alert;
             std::vector<std::string> asked;
             std::vector<std::string> only;
             bool anyone = true;
+            std::optional<Clock::time_point> retry_at;
             if (auto record = outbox->read(task.id); !record) {
                 log::error("{}: cannot read alert {} from the spool: {}", name, task.id,
                            record.error());
-            } else if (record->has_value() && due(**record)) {
+            } else if (!record->has_value()) {
+                // settled meanwhile
+            } else if (auto when = due(**record); when && *when > Clock::now()) {
+                retry_at = when; // its backoff is not over (queued again while in flight)
+            } else if (when) {
                 anyone = addressees(**record, asked, only);
                 alert = std::move((*record)->alert);
             }
-            std::optional<Clock::time_point> retry_at;
             if (alert && !anyone) {
                 // The recipients it waited for are no longer configured: nothing is owed.
                 log::info("{}: alert {}: the recipients it still waited for are no longer "
@@ -317,6 +332,11 @@ struct ChannelWorker::Core {
             lock.lock();
             busy = false;
             queued.erase(task.id);
+            if (again && (!retry_at || *again < *retry_at)) {
+                retry_at = again; // read again then: due() says whether anything is owed
+            }
+            again.reset();
+            in_flight.clear();
             if (retry_at && !stopping) {
                 push(Task{*retry_at, task.id}, std::numeric_limits<std::size_t>::max());
             }

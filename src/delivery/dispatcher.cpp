@@ -63,7 +63,8 @@ Dispatcher::Dispatcher(std::vector<std::unique_ptr<Transport>> channels, AlertSt
             if (m_settings.channel_notice && !m_stopped) {
                 submit_except(m_settings.channel_notice(notice), notice.key);
             }
-        });
+        },
+        m_settings.on_attempt);
     worker.health = m_health;
     for (auto& channel : channels) {
         m_workers.push_back(std::make_shared<ChannelWorker>(std::move(channel), m_outbox, worker));
@@ -134,6 +135,9 @@ void Dispatcher::submit_except(const Alert& alert, const std::string& except) {
         log::error("alert {} ({}) arrived while stopping; not delivered", alert.id,
                    display_name(alert.group, alert.process));
         return;
+    }
+    if (m_settings.on_submit) {
+        m_settings.on_submit(alert);
     }
     AlertRecord record;
     record.alert = alert;

@@ -79,6 +79,13 @@ struct DispatcherSettings {
     std::function<Alert(const ChannelNotice&)> channel_notice;
     ChannelHealthSettings health;
     StateStore* health_store = nullptr;
+    // Told every delivery attempt's result (no lock held, on the channel's worker thread);
+    // for metrics. May be empty.
+    std::function<void(const std::string& key, const std::string& name, AttemptResult result)>
+        on_attempt;
+    // Told every alert submit() takes (any kind, before it is stored; on the caller's thread,
+    // no lock held); for metrics. May be empty.
+    std::function<void(const Alert& alert)> on_submit;
 };
 
 class Dispatcher final : public AlertSink {
@@ -121,6 +128,11 @@ public:
     Stopped shutdown(std::chrono::milliseconds grace);
 
     std::size_t channel_count() const { return m_workers.size(); }
+    // Every channel's health as seen so far, by key (ChannelHealthMonitor::conditions()); a
+    // channel with no attempt yet is absent.
+    std::map<std::string, ChannelCondition> channel_conditions() const {
+        return m_health->conditions();
+    }
     // Records waiting in memory for the store (Outbox::waiting()).
     std::size_t waiting_in_memory() const { return m_outbox->waiting(); }
 

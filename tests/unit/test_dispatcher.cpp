@@ -1304,3 +1304,42 @@ TEST_CASE("a recipient refused for now is retried alone; one refused for good is
     CHECK(state->asked[2] == std::vector<std::string>{"c@x"});
     CHECK(store.failed.empty());
 }
+
+TEST_CASE("an alert stored again while its delivery is in flight is delivered again",
+          "[dispatcher]") {
+    // A digest rebuilt after a crash, or a failed alert requeued, can be stored under its id
+    // just after the delivery in flight removed the record and before the channel's worker
+    // is done with it: the worker must look at it again, not drop it as already queued.
+    FakeStore store;
+    Channels channels;
+    auto mail = channels.add("mail");
+    DispatcherSettings settings = fast_retries();
+    Dispatcher* running = nullptr;
+    std::atomic<int> attempts = 0;
+    std::atomic<bool> adopted = false;
+    AlertRecord stored; // the record as submit() stored it, channels and all
+    settings.on_attempt = [&](const std::string&, const std::string&, AttemptResult) {
+        // On the worker's thread, after the attempt's outcome is stored: record "1" is gone.
+        if (attempts.fetch_add(1) == 0) {
+            adopted = running->adopt(stored);
+        }
+    };
+    mail->gate_open = false;
+    Dispatcher dispatcher(std::move(channels.list), store, settings);
+    running = &dispatcher;
+    dispatcher.submit(alert("1"));
+    {
+        std::lock_guard lock(store.mutex);
+        stored = store.pending.at("1");
+    }
+    {
+        std::lock_guard lock(mail->mutex);
+        mail->gate_open = true;
+        mail->changed.notify_all();
+    }
+    REQUIRE(wait_for(mail, 2));
+    CHECK(adopted);
+    REQUIRE(eventually([&] { return store.pending_count() == 0; }));
+    CHECK(dispatcher.shutdown(5s).pending == 0);
+    CHECK(mail->delivered == std::vector<std::string>{"1", "1"});
+}
