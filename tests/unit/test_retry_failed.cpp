@@ -245,8 +245,8 @@ TEST_CASE("the listener adopts retry/ into pending/ and delivers it; its watcher
     CHECK(fs::is_empty(directory / "failed"));
     // The inbox unlinks retry/late.json after the dispatcher took the alert, so the delivery
     // may come first (it did, once in about 400 runs): both are waited for.
-    for (int i = 0; i < 500 && !(fs::is_empty(directory / "pending") &&
-                                 fs::is_empty(directory / "retry"));
+    for (int i = 0;
+         i < 500 && !(fs::is_empty(directory / "pending") && fs::is_empty(directory / "retry"));
          ++i) {
         std::this_thread::sleep_for(10ms);
     }
